@@ -17,10 +17,11 @@ if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.edgeml-lock-hash" 2>/dev/null)"
 else
   echo "edgeml: preparing $VENV (extras: $EXTRAS)" >&2
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  pip_install() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+  pip_install --upgrade pip
   # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-  case ",$EXTRAS," in *,dev,*) "$VENV/bin/python" -m pip install -q --disable-pip-version-check torch==2.13.0 ;; esac
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/requirements.lock" -e "$ROOT[$EXTRAS]"
+  case ",$EXTRAS," in *,dev,*) pip_install torch==2.13.0 ;; esac
+  pip_install -c "$ROOT/requirements.lock" -e "$ROOT[$EXTRAS]"
   echo "$lock_hash" > "$VENV/.edgeml-lock-hash"
 fi
 export PATH="$VENV/bin:$PATH"
