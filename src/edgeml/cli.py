@@ -14,9 +14,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Edge ML on A
 
 def _register() -> None:
     """Attach each stage's sub-commands. Imported lazily so a missing optional extra fails late."""
+    from edgeml.components.cli import register as register_components
     from edgeml.model.cli import app as model_app
 
     app.add_typer(model_app, name="model", help="Compile and package models.")
+    register_components(app)
 
 
 def main() -> None:
