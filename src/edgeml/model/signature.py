@@ -9,7 +9,7 @@ import onnx
 
 from edgeml.errors import EdgemlError
 
-_ONNX_DTYPES = {
+_ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.DOUBLE: "float64",
@@ -74,7 +74,7 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
 
 
 def _dtype(value_info: onnx.ValueInfoProto) -> str:
-    return _ONNX_DTYPES.get(value_info.type.tensor_type.elem_type, "unknown")
+    return _ONNX_DTYPES.get(int(value_info.type.tensor_type.elem_type), "unknown")
 
 
 def read_signature(path: Path, input_shape: tuple[int, ...] | None = None) -> ModelSignature:
@@ -87,14 +87,17 @@ def read_signature(path: Path, input_shape: tuple[int, ...] | None = None) -> Mo
     if input_shape is None:
         if any(not isinstance(dim, int) for dim in declared):
             raise DynamicInputShape(
-                f"{path}: input '{first.name}' has dynamic shape {declared}; pass --input-shape, e.g. 1,3,224,224"
+                f"{path}: input '{first.name}' has dynamic shape {declared};"
+                " pass --input-shape, e.g. 1,3,224,224"
             )
         shape = tuple(int(dim) for dim in declared)
     else:
         if len(input_shape) != len(declared) or any(
             isinstance(dim, int) and dim != given for dim, given in zip(declared, input_shape, strict=True)
         ):
-            raise InputShapeMismatch(f"{path}: --input-shape {list(input_shape)} does not fit input {declared}")
+            raise InputShapeMismatch(
+                f"{path}: --input-shape {list(input_shape)} does not fit input {declared}"
+            )
         shape = tuple(input_shape)
     outputs = tuple(
         TensorSpec(item.name, tuple(dim if isinstance(dim, int) else -1 for dim in _dims(item)), _dtype(item))
