@@ -1,0 +1,244 @@
+"""Packages compiled variants into one Greengrass model component version.
+
+Output (the gdk `greengrass-build/` layout, so `gdk`/`edgeml publish` can take it as is):
+    <out>/recipes/com.edgeml.model.<Name>-<version>.yaml
+    <out>/artifacts/com.edgeml.model.<Name>/<version>/<platform-slot>.zip
+Each zip holds the variant's model file(s) and metadata.json; zips are byte-identical for identical
+inputs (sorted entries, 1980-01-01 timestamps, mode 0644, canonical JSON).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeml.errors import EdgemlError
+from edgeml.model.card import CARD_FILE, ModelCard, load_card
+from edgeml.model.metadata import METADATA_FILE, ModelMetadata
+from edgeml.model.recipe import (
+    ArtifactRef,
+    ModelRecipe,
+    component_name,
+    existing_versions,
+    recipe_version,
+    resolve_version,
+)
+from edgeml.model.staging import staged_output
+from edgeml.model.targets import DEFAULT_PLATFORMS, Platform, get_target
+from edgeml.model.variants import SourceModel, Variant, VariantSet, read_variants, sha256_file
+
+ONNX_MODEL_FILE = "model.onnx"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+ZIP_MODE = 0o100644
+# Portable ONNX variants, best first, for CPU manifests and for GPU (NVIDIA) manifests. INT8 QDQ is left
+# out of GPU manifests: the CUDA execution provider runs QDQ graphs slower than FP16/FP32.
+CPU_PREFERENCE = ("cpu-int8", "cpu-opt", "cpu-fp32", "cpu-fp16")
+GPU_PREFERENCE = ("cpu-fp16", "cpu-opt", "cpu-fp32")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class PackagingError(EdgemlError):
+    """The variants cannot be mapped onto platform manifests as asked."""
+
+
+@dataclass(frozen=True)
+class PackageRequest:
+    """What `edgeml model package` was asked to do."""
+
+    variants_dir: Path
+    name: str
+    version: str  # semantic version or NEXT_PATCH
+    bucket: str
+    out_dir: Path
+    card_path: Path | None = None
+    key_prefix: str = ""
+    assignments: dict[str, str] = field(default_factory=dict)  # platform slot -> variant target
+    recipe_file: Path | None = None  # also write the recipe here; NEXT_PATCH bumps its version
+
+
+@dataclass(frozen=True)
+class PackagedArtifact:
+    """One platform manifest's zip."""
+
+    platform: Platform
+    variant: Variant
+    zip_path: Path
+    sha256: str
+    metadata: ModelMetadata
+
+
+@dataclass(frozen=True)
+class PackagedComponent:
+    """The component version written to the output directory."""
+
+    component: str
+    version: str
+    recipe: ModelRecipe
+    recipe_path: Path
+    artifacts: tuple[PackagedArtifact, ...]
+
+
+def _platforms_for(variant_set: VariantSet) -> list[Platform]:
+    platforms = list(DEFAULT_PLATFORMS)
+    for variant in variant_set.variants:
+        platform = get_target(variant.target).platform
+        if platform is not None and platform not in platforms:
+            platforms.append(platform)
+    # Accelerator manifests first: the nucleus takes the first manifest whose platform matches.
+    return sorted(platforms, key=lambda item: (item.accelerator == "cpu", platforms.index(item)))
+
+
+def _auto_variant(platform: Platform, variants: tuple[Variant, ...]) -> Variant | None:
+    for variant in variants:
+        if get_target(variant.target).platform == platform:
+            return variant
+    preference = CPU_PREFERENCE if platform.accelerator == "cpu" else GPU_PREFERENCE
+    if platform.accelerator not in ("cpu", "nvidia"):
+        return None
+    portable = {item.target: item for item in variants if get_target(item.target).platform is None}
+    return next((portable[target] for target in preference if target in portable), None)
+
+
+def assign_variants(variant_set: VariantSet, assignments: dict[str, str]) -> list[tuple[Platform, Variant]]:
+    """Which variant each platform manifest carries: explicit --assign first, else the best fit."""
+    platforms = _platforms_for(variant_set)
+    by_slot = {platform.slot: platform for platform in platforms}
+    by_target = {variant.target: variant for variant in variant_set.variants}
+    for slot, target in assignments.items():
+        if slot not in by_slot:
+            raise PackagingError(f"--assign {slot}={target}: unknown platform; known: {', '.join(by_slot)}")
+        if target not in by_target:
+            raise PackagingError(f"--assign {slot}={target}: no such variant; have: {', '.join(by_target)}")
+        fixed = get_target(target).platform
+        if fixed is not None and fixed != by_slot[slot]:
+            raise PackagingError(f"--assign {slot}={target}: {target} runs on {fixed.slot}, not {slot}")
+    chosen = []
+    for platform in platforms:
+        assigned = assignments.get(platform.slot)
+        variant = by_target[assigned] if assigned else _auto_variant(platform, variant_set.variants)
+        if variant is not None:
+            chosen.append((platform, variant))
+    if not chosen:
+        raise PackagingError("no variant fits any platform manifest; use --assign SLOT=TARGET")
+    return chosen
+
+
+def _variant_files(variants_dir: Path, variant: Variant) -> tuple[str, dict[str, Path]]:
+    """(model_file for metadata.json, {name in zip: file on disk})."""
+    location = variants_dir / variant.path
+    if location.is_file():
+        return ONNX_MODEL_FILE, {ONNX_MODEL_FILE: location}
+    files = {path.relative_to(location).as_posix(): path for path in location.rglob("*") if path.is_file()}
+    if METADATA_FILE in files:
+        raise PackagingError(f"{location}: holds its own {METADATA_FILE}; remove it")
+    return ".", files
+
+
+def _write_zip(path: Path, entries: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.external_attr = ZIP_MODE << 16
+            info.create_system = 3
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entries[name], compresslevel=9)
+
+
+def _check_bucket(bucket: str) -> None:
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise PackagingError(f"--bucket '{bucket}': not a valid S3 bucket name")
+
+
+def _version(request: PackageRequest, component: str) -> str:
+    known = existing_versions(request.out_dir / "recipes", component)
+    if request.recipe_file is not None and request.recipe_file.is_file():
+        known.append(recipe_version(request.recipe_file))
+    return resolve_version(request.version, known)
+
+
+def _build_artifact(
+    request: PackageRequest,
+    stage_dir: Path,
+    version: str,
+    platform: Platform,
+    variant: Variant,
+    source: SourceModel,
+    card: ModelCard,
+) -> PackagedArtifact:
+    model_file, files = _variant_files(request.variants_dir, variant)
+    entries = {name: path.read_bytes() for name, path in files.items()}
+    metadata = ModelMetadata(
+        name=request.name.lower(),
+        version=version,
+        variant=variant,
+        platform=platform,
+        model_file=model_file,
+        source=source,
+        card=card,
+        files={name: hashlib.sha256(data).hexdigest() for name, data in entries.items()},
+    )
+    entries[METADATA_FILE] = metadata.to_json_bytes()
+    zip_path = stage_dir / f"{platform.slot}.zip"
+    _write_zip(zip_path, entries)
+    return PackagedArtifact(platform, variant, zip_path, sha256_file(zip_path), metadata)
+
+
+def package(request: PackageRequest) -> PackagedComponent:
+    """Writes the component version into `request.out_dir` (all or nothing) and returns what it wrote."""
+    component = component_name(request.name)
+    _check_bucket(request.bucket)
+    variant_set = read_variants(request.variants_dir)
+    card = load_card(request.card_path or request.variants_dir / CARD_FILE)
+    chosen = assign_variants(variant_set, request.assignments)
+    version = _version(request, component)
+    prefix = request.key_prefix.strip("/")
+    key_base = f"{prefix}/{component}/{version}" if prefix else f"{component}/{version}"
+    artifact_rel = Path("artifacts", component, version)
+    recipe_rel = Path("recipes", f"{component}-{version}.yaml")
+    with staged_output(request.out_dir, merge=True) as stage:
+        (stage / artifact_rel).mkdir(parents=True)
+        (stage / recipe_rel.parent).mkdir(parents=True)
+        built = [
+            _build_artifact(request, stage / artifact_rel, version, slot, variant, variant_set.source, card)
+            for slot, variant in chosen
+        ]
+        refs = tuple(
+            ArtifactRef(
+                item.platform,
+                f"s3://{request.bucket}/{key_base}/{item.zip_path.name}",
+                base64.b64encode(bytes.fromhex(item.sha256)).decode("ascii"),
+            )
+            for item in built
+        )
+        targets = ", ".join(sorted({item.variant.target for item in built}))
+        recipe = ModelRecipe(
+            component=component,
+            version=version,
+            description=(
+                f"Model {request.name} ({targets}) from source sha256 {variant_set.source.sha256[:12]};"
+                " one artifact per platform, each with metadata.json."
+            ),
+            artifacts=refs,
+        )
+        (stage / recipe_rel).write_text(recipe.to_yaml(), encoding="utf-8")
+    if request.recipe_file is not None:
+        _replace_text(request.recipe_file, recipe.to_yaml())
+    out = request.out_dir
+    artifacts = tuple(
+        PackagedArtifact(item.platform, item.variant, out / artifact_rel / item.zip_path.name, item.sha256,
+                         item.metadata)
+        for item in built
+    )
+    return PackagedComponent(component, version, recipe, out / recipe_rel, artifacts)
+
+
+def _replace_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,121 @@
+"""The variants directory: what `edgeml model compile` writes and `edgeml model package` reads.
+
+`<dir>/variants.json` records the source model (sha256, input signature) and one entry per compiled
+variant (target, framework, path relative to the directory, quantisation, held-out accuracy). The
+source's model card is copied beside it as `<dir>/model-card.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeml.errors import EdgemlError
+
+VARIANTS_FILE = "variants.json"
+VARIANTS_SCHEMA = "edgeml.variants/1"
+
+
+class BadVariantsDir(EdgemlError):
+    """The directory given to `package` holds no usable variants.json or a variant's files are gone."""
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The model every variant was made from."""
+
+    file_name: str
+    sha256: str
+    framework: str  # "onnx" | "pytorch"
+    input_name: str
+    input_shape: tuple[int, ...]
+    input_dtype: str
+    output_name: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compiled variant. `path` is relative to the variants dir: a file (ONNX) or a directory (DLR)."""
+
+    target: str
+    framework: str  # "onnx" | "dlr"
+    path: str
+    quantisation: str  # "none" | "fp16" | "int8-qdq" | "neo"
+    accuracy_top1: float | None
+    samples: int
+
+
+@dataclass(frozen=True)
+class VariantSet:
+    """The contents of variants.json."""
+
+    source: SourceModel
+    variants: tuple[Variant, ...]
+
+    def write(self, directory: Path) -> Path:
+        payload = {
+            "schema": VARIANTS_SCHEMA,
+            "source": asdict(self.source),
+            "variants": [asdict(variant) for variant in self.variants],
+        }
+        path = directory / VARIANTS_FILE
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source(raw: dict[str, Any]) -> SourceModel:
+    return SourceModel(
+        file_name=str(raw["file_name"]),
+        sha256=str(raw["sha256"]),
+        framework=str(raw["framework"]),
+        input_name=str(raw["input_name"]),
+        input_shape=tuple(int(dim) for dim in raw["input_shape"]),
+        input_dtype=str(raw["input_dtype"]),
+        output_name=str(raw["output_name"]),
+    )
+
+
+def _variant(raw: dict[str, Any]) -> Variant:
+    accuracy = raw.get("accuracy_top1")
+    return Variant(
+        target=str(raw["target"]),
+        framework=str(raw["framework"]),
+        path=str(raw["path"]),
+        quantisation=str(raw["quantisation"]),
+        accuracy_top1=None if accuracy is None else float(accuracy),
+        samples=int(raw.get("samples", 0)),
+    )
+
+
+def read_variants(directory: Path) -> VariantSet:
+    """Reads `<directory>/variants.json` and checks every variant's path exists inside the directory."""
+    path = directory / VARIANTS_FILE
+    if not path.is_file():
+        raise BadVariantsDir(f"{directory}: no {VARIANTS_FILE} (make one with `edgeml model compile`)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("schema") != VARIANTS_SCHEMA:
+            raise BadVariantsDir(f"{path}: schema is {raw.get('schema')!r}, expected {VARIANTS_SCHEMA!r}")
+        variant_set = VariantSet(_source(raw["source"]), tuple(_variant(item) for item in raw["variants"]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise BadVariantsDir(f"{path}: malformed ({type(error).__name__}: {error})") from error
+    if not variant_set.variants:
+        raise BadVariantsDir(f"{path}: lists no variants")
+    root = directory.resolve()
+    for variant in variant_set.variants:
+        location = (directory / variant.path).resolve()
+        if not location.is_relative_to(root) or not location.exists():
+            raise BadVariantsDir(f"{path}: variant {variant.target} path '{variant.path}' is missing")
+    return variant_set
