@@ -119,3 +119,21 @@ def read_variants(directory: Path) -> VariantSet:
         if not location.is_relative_to(root) or not location.exists():
             raise BadVariantsDir(f"{path}: variant {variant.target} path '{variant.path}' is missing")
     return variant_set
+
+
+def merge_into_existing(directory: Path, new: VariantSet) -> VariantSet:
+    """`new` plus the variants already recorded in `directory` for the same source (same sha256).
+
+    A new variant replaces an old one of the same target; a different source replaces the whole set.
+    """
+    if not (directory / VARIANTS_FILE).is_file():
+        return new
+    try:
+        old = read_variants(directory)
+    except BadVariantsDir:
+        return new
+    if old.source.sha256 != new.source.sha256:
+        return new
+    replaced = {variant.target for variant in new.variants}
+    kept = tuple(variant for variant in old.variants if variant.target not in replaced)
+    return VariantSet(new.source, kept + new.variants)
