@@ -34,13 +34,13 @@ class LocalRequest:
 
 
 def _datasets(name: str) -> tuple[Any, Any]:
-    """(calibration, holdout) for --dataset, or (None, None)."""
+    """(calibration inputs, labelled holdout set) for --dataset, or (None, None)."""
     if name == "none":
         return None, None
     if name == "digits":
         datasets = importlib.import_module("edgeml.model.datasets")
         _train, calibration, holdout = datasets.digits_split(seed=0)
-        return calibration, holdout
+        return calibration.x, holdout
     raise UnknownDataset(f"--dataset '{name}': expected one of {', '.join(DATASETS)}")
 
 
