@@ -1,0 +1,144 @@
+"""Local compile (the offline default): per-target ONNX variants made with ONNX Runtime's own tools.
+
+Targets: cpu-fp32 (the source as is), cpu-opt (offline graph optimisation), cpu-fp16 (float16
+weights, float32 io) and cpu-int8 (static QDQ quantisation calibrated on given samples). Every variant
+is written to a staging folder beside `out_dir` and moved in only when all targets succeeded.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.errors import EdgemlError
+from edgeml.model.compile.transforms import convert_fp16, optimise_graph, quantise_int8
+from edgeml.model.datasets import LabelledSet
+from edgeml.model.evaluate import top1_accuracy
+from edgeml.model.signature import ModelSignature, read_signature
+from edgeml.model.staging import staged_output
+from edgeml.model.targets import UnknownTarget
+
+LOCAL_TARGETS = ("cpu-fp32", "cpu-opt", "cpu-fp16", "cpu-int8")
+QUANTISATION = {"cpu-fp32": "none", "cpu-opt": "none", "cpu-fp16": "fp16", "cpu-int8": "int8-qdq"}
+CALIBRATION_BATCH = 32
+
+
+class MissingCalibration(EdgemlError):
+    """cpu-int8 was asked for without calibration samples."""
+
+
+class CalibrationShapeMismatch(EdgemlError):
+    """The calibration samples do not have the model's input shape (beyond the batch dimension)."""
+
+
+@dataclass(frozen=True)
+class LocalVariant:
+    """One locally compiled variant: its target, file, quantisation and held-out accuracy if measured."""
+
+    target: str
+    path: Path
+    quantisation: str  # "none" | "fp16" | "int8-qdq"
+    accuracy_top1: float | None
+    samples: int
+
+
+def variant_file_name(target: str) -> str:
+    """File name of a target's variant inside the output directory."""
+    return f"{target}.onnx"
+
+
+def _check_targets(targets: Sequence[str]) -> list[str]:
+    unknown = [target for target in targets if target not in LOCAL_TARGETS]
+    if unknown:
+        raise UnknownTarget(
+            f"unknown local target(s) {', '.join(repr(t) for t in unknown)};"
+            f" known: {', '.join(LOCAL_TARGETS)}"
+        )
+    if not targets:
+        raise UnknownTarget(f"no local target given; known: {', '.join(LOCAL_TARGETS)}")
+    return list(dict.fromkeys(targets))
+
+
+def _check_calibration(
+    calibration: np.ndarray | None, signature: ModelSignature, fixed_batch: bool
+) -> np.ndarray:
+    minimum = signature.input.shape[0] if fixed_batch else 1
+    if calibration is None or len(calibration) < minimum:
+        raise MissingCalibration(
+            f"target cpu-int8 needs calibration samples (at least {minimum}) for static INT8 quantisation"
+        )
+    expected = signature.input.shape[1:]
+    if tuple(calibration.shape[1:]) != expected:
+        raise CalibrationShapeMismatch(
+            f"calibration samples have shape {list(calibration.shape)}; the model input"
+            f" '{signature.input.name}' needs [N, {', '.join(str(dim) for dim in expected)}]"
+        )
+    return calibration.astype(np.float32, copy=False)
+
+
+def _copy(source: Path, destination: Path) -> None:
+    shutil.copyfile(source, destination)
+
+
+def _has_dynamic_batch(source: Path) -> bool:
+    import onnx
+
+    first = onnx.load(str(source), load_external_data=False).graph.input[0]
+    dims = first.type.tensor_type.shape.dim
+    return bool(dims) and not dims[0].HasField("dim_value")
+
+
+def compile_local(
+    source: Path,
+    out_dir: Path,
+    *,
+    targets: Sequence[str] = ("cpu-opt", "cpu-int8"),
+    calibration: np.ndarray | None = None,
+    holdout: LabelledSet | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> list[LocalVariant]:
+    """Writes `out_dir/<target>.onnx` per target; returns the variants, with accuracy on `holdout` if given.
+
+    Raises NotAnOnnxModel / DynamicInputShape / InputShapeMismatch (from the signature reader),
+    UnknownTarget, MissingCalibration or CalibrationShapeMismatch before anything is written; on any
+    failure `out_dir` is left exactly as it was.
+    """
+    wanted = _check_targets(targets)
+    signature = read_signature(source, input_shape)
+    fixed_batch = not _has_dynamic_batch(source)
+    samples = _check_calibration(calibration, signature, fixed_batch) if "cpu-int8" in wanted else None
+    batch = signature.input.shape[0] if fixed_batch else CALIBRATION_BATCH
+
+    def int8(src: Path, dst: Path) -> None:
+        assert samples is not None
+        quantise_int8(src, dst, samples, signature.input.name, batch, fixed_batch=fixed_batch)
+
+    makers: dict[str, Callable[[Path, Path], None]] = {
+        "cpu-fp32": _copy,
+        "cpu-opt": optimise_graph,
+        "cpu-fp16": convert_fp16,
+        "cpu-int8": int8,
+    }
+    produced: list[tuple[str, float | None]] = []
+    with staged_output(out_dir, merge=True) as stage:
+        for target in wanted:
+            staged = stage / variant_file_name(target)
+            makers[target](source, staged)
+            read_signature(staged, input_shape)  # the variant must keep the source's signature
+            accuracy = top1_accuracy(staged, holdout) if holdout is not None else None
+            produced.append((target, accuracy))
+    samples_count = len(holdout) if holdout is not None else 0
+    return [
+        LocalVariant(
+            target=target,
+            path=out_dir / variant_file_name(target),
+            quantisation=QUANTISATION[target],
+            accuracy_top1=accuracy,
+            samples=samples_count if accuracy is not None else 0,
+        )
+        for target, accuracy in produced
+    ]
