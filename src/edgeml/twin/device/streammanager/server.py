@@ -1,0 +1,185 @@
+"""`StreamManagerServer`: the twin of Greengrass Stream Manager on a loopback TCP port.
+
+It runs its own asyncio event loop on a background thread; every stream, segment and exporter is
+touched only from that loop. boto3 calls of the exporters run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from edgeml.twin.device.streammanager.connection import ClientConnection
+from edgeml.twin.device.streammanager.dispatch import RequestDispatcher
+from edgeml.twin.device.streammanager.errors import StreamManagerTwinError
+from edgeml.twin.device.streammanager.exporters.manager import ExportManager
+from edgeml.twin.device.streammanager.exporters.retry import RetryPolicy
+from edgeml.twin.device.streammanager.store.commit import GroupCommitter
+from edgeml.twin.device.streammanager.store.registry import StreamRegistry
+from edgeml.twin.device.streammanager.store.stream import Clock
+
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+HOUSEKEEPING_INTERVAL_S = 1.0
+START_TIMEOUT_S = 30.0
+_log = logging.getLogger(__name__)
+
+
+class ServerStartError(StreamManagerTwinError):
+    """The server could not open its store or bind its port."""
+
+
+class StreamManagerServer:
+    """Serves the Stream Manager protocol for the unmodified SDK client, with streams under `store_root`.
+
+    `auth_token` is what clients must present (AWS_CONTAINER_AUTHORIZATION_TOKEN); a random one is made
+    when none is given. `clock` (epoch seconds) stamps ingest times and drives TTL and batch intervals.
+    """
+
+    def __init__(
+        self,
+        store_root: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        auth_token: str | None = None,
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        retry: RetryPolicy | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.store_root = Path(store_root)
+        self.host = host
+        self.port = port
+        self.auth_token = auth_token if auth_token is not None else secrets.token_hex(16)
+        self.max_request_bytes = max_request_bytes
+        self.max_response_bytes = max_response_bytes
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self.dispatcher: RequestDispatcher | None = None
+
+    def client_env(self) -> dict[str, str]:
+        """What a component needs in its environment for `StreamManagerClient()` to reach this server."""
+        return {
+            "STREAM_MANAGER_SERVER_PORT": str(self.port),
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": self.auth_token,
+        }
+
+    def start(self) -> StreamManagerServer:
+        """Recovers the store, binds the port, starts exporters; returns once clients can connect."""
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._thread_main, name="stream-manager-twin", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            raise ServerStartError("Stream Manager twin did not start in time")
+        if self._start_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise ServerStartError(
+                f"Stream Manager twin failed to start: {self._start_error}"
+            ) from self._start_error
+        return self
+
+    def stop(self) -> None:
+        """Stops exporters, closes connections and files; acknowledged messages are already on disk."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout=30)
+        self._thread = None
+
+    def serve_until(self, stop: threading.Event) -> None:
+        """Blocks until `stop` is set, then stops (for the command-line entry point)."""
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+
+    def __enter__(self) -> StreamManagerServer:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- event loop thread ---------------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as error:
+            if not self._ready.is_set():
+                self._start_error = error
+            else:
+                _log.exception("Stream Manager twin stopped on an error")
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        registry = StreamRegistry.recover(self.store_root, self.clock)
+        committer = GroupCommitter()
+        exports = ExportManager(registry, self._append_status, self.retry)
+        self.dispatcher = RequestDispatcher(registry, committer, exports, self.max_response_bytes)
+        connections: set[asyncio.Task[None]] = set()
+
+        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            assert self.dispatcher is not None
+            task = asyncio.current_task()
+            assert task is not None
+            connections.add(task)
+            try:
+                connection = ClientConnection(
+                    reader, writer, self.dispatcher, self.auth_token, self.max_request_bytes
+                )
+                await connection.serve()
+            finally:
+                connections.discard(task)
+
+        server = await asyncio.start_server(on_client, self.host, self.port)
+        self.port = server.sockets[0].getsockname()[1]
+        for stream in registry.streams():
+            await exports.configure(stream)
+        housekeeping = asyncio.get_running_loop().create_task(self._housekeeping(registry))
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            housekeeping.cancel()
+            for task in list(connections):
+                task.cancel()
+            await asyncio.gather(*connections, housekeeping, return_exceptions=True)
+            await exports.stop()
+            registry.close()
+
+    async def _append_status(self, stream_name: str, payload: bytes) -> None:
+        assert self.dispatcher is not None
+        await self.dispatcher.append_durably(stream_name, payload)
+
+    async def _housekeeping(self, registry: StreamRegistry) -> None:
+        """Applies time_to_live_millis even to streams nobody appends to."""
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+            for stream in registry.streams():
+                stream.expire()

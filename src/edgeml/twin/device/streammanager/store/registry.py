@@ -1,0 +1,159 @@
+"""The set of streams: create, update, delete, look up, and recovery from the store root at start.
+
+Layout under the store root::
+
+    streams/s_<quoted name>/definition.json    the MessageStreamDefinition (SDK as_dict form)
+    streams/s_<quoted name>/<first seq>.log    segment files (Persistence.File only)
+    streams/s_<quoted name>/exports/<id>.json  one checkpoint per exporter
+
+Memory streams live only in the process (definition included).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from stream_manager import data as sm
+
+from edgeml.twin.device.streammanager.errors import (
+    InvalidRequestError,
+    StreamNotFoundError,
+    UpdateNotAllowedError,
+)
+from edgeml.twin.device.streammanager.store.segments import (
+    SEGMENT_SUFFIX,
+    FileSegment,
+    MemorySegment,
+    Segment,
+    sync_directory,
+)
+from edgeml.twin.device.streammanager.store.stream import Clock, MessageStream
+
+DEFINITION_FILE = "definition.json"
+_log = logging.getLogger(__name__)
+
+
+def write_json_atomically(path: Path, document: Any) -> None:
+    """Writes JSON to a temporary file, fsyncs it and renames it over `path`."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    sync_directory(path.parent)
+
+
+class StreamRegistry:
+    """Every stream the server holds, by name."""
+
+    def __init__(self, root: Path, clock: Clock) -> None:
+        self.root = root
+        self._clock = clock
+        self._streams: dict[str, MessageStream] = {}
+        (root / "streams").mkdir(parents=True, exist_ok=True)
+
+    def directory_of(self, name: str) -> Path:
+        return self.root / "streams" / ("s_" + quote(name, safe=" ,-_"))
+
+    @classmethod
+    def recover(cls, root: Path, clock: Clock) -> StreamRegistry:
+        """Opens every File stream found under `root`, cutting torn segment tails."""
+        registry = cls(root, clock)
+        for definition_path in sorted((root / "streams").glob(f"*/{DEFINITION_FILE}")):
+            definition = sm.MessageStreamDefinition.from_dict(json.loads(definition_path.read_text()))
+            directory = definition_path.parent
+            segments: list[Segment] = [
+                FileSegment.recover(path) for path in sorted(directory.glob(f"*{SEGMENT_SUFFIX}"))
+            ]
+            registry._streams[definition.name] = MessageStream(
+                definition, segments, registry._segment_factory(definition, directory), clock
+            )
+            _log.info("recovered stream %s (%d segments)", definition.name, len(segments))
+        return registry
+
+    def _segment_factory(self, definition: Any, directory: Path) -> Any:
+        if definition.persistence == sm.Persistence.Memory:
+            return MemorySegment
+        return lambda first: FileSegment.create(directory, first)
+
+    def names(self) -> list[str]:
+        return list(self._streams)
+
+    def streams(self) -> list[MessageStream]:
+        return list(self._streams.values())
+
+    def get(self, name: str) -> MessageStream:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise StreamNotFoundError(f"message stream {name!r} does not exist") from None
+
+    def create(self, definition: Any) -> MessageStream:
+        if definition.name in self._streams:
+            raise InvalidRequestError(f"message stream {definition.name!r} already exists")
+        _check_export_identifiers(definition)
+        if definition.persistence is None:
+            definition.persistence = sm.Persistence.File
+        directory = self.directory_of(definition.name)
+        if definition.persistence == sm.Persistence.File:
+            if directory.exists():
+                shutil.rmtree(directory)
+            directory.mkdir(parents=True)
+            write_json_atomically(directory / DEFINITION_FILE, definition.as_dict())
+        stream = MessageStream(definition, [], self._segment_factory(definition, directory), self._clock)
+        self._streams[definition.name] = stream
+        return stream
+
+    def update(self, definition: Any) -> MessageStream:
+        stream = self.get(definition.name)
+        if definition.persistence is None:
+            definition.persistence = stream.definition.persistence
+        if definition.persistence != stream.definition.persistence:
+            raise UpdateNotAllowedError("persistence of an existing stream cannot change")
+        _check_export_identifiers(definition)
+        if definition.persistence == sm.Persistence.File:
+            write_json_atomically(self.directory_of(definition.name) / DEFINITION_FILE, definition.as_dict())
+        stream.redefine(definition)
+        return stream
+
+    def delete(self, name: str) -> MessageStream:
+        stream = self.get(name)
+        del self._streams[name]
+        stream.destroy()
+        directory = self.directory_of(name)
+        if directory.exists():
+            shutil.rmtree(directory)
+        return stream
+
+    def close(self) -> None:
+        for stream in self._streams.values():
+            stream.close()
+
+
+def _check_export_identifiers(definition: Any) -> None:
+    identifiers = [config.identifier for _, config in export_configs_by_kind(definition)]
+    duplicates = sorted({identifier for identifier in identifiers if identifiers.count(identifier) > 1})
+    if duplicates:
+        raise InvalidRequestError(f"export identifiers must be unique in a stream: {', '.join(duplicates)}")
+
+
+def export_configs_by_kind(definition: Any) -> list[tuple[str, Any]]:
+    """Every export configuration of a definition with its kind (kinesis, s3, iot_analytics, http, ...)."""
+    export = definition.export_definition
+    if export is None:
+        return []
+    groups: list[tuple[str, Any]] = [
+        ("kinesis", export.kinesis),
+        ("s3", export.s3_task_executor),
+        ("iot_analytics", export.iot_analytics),
+        ("http", export.http),
+        ("iot_sitewise", export.iot_sitewise),
+    ]
+    return [(kind, config) for kind, configs in groups for config in (configs or [])]
