@@ -148,3 +148,25 @@ def test_neo_job_failure_and_upload_denied_through_main(
     line = _run_main(monkeypatch, capsys, *command)
     assert line.endswith("(ml_c5) FAILED: InputConfiguration: Unable to load the ONNX model")
     assert not out.exists()
+
+
+def test_local_compile_then_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tiny_onnx(tmp_path / "src" / "digits.onnx")
+    write_card(source.parent)
+    variants, build = tmp_path / "variants", tmp_path / "build"
+    line = _run_main(monkeypatch, capsys, "model", "compile", source, "--out", variants, "-t", "cpu-int4")
+    assert "unknown local target 'cpu-int4'" in line
+    assert not variants.exists()
+
+    monkeypatch.setattr(sys, "argv", ["edgeml", "model", "compile", str(source), "--out", str(variants)])
+    cli.main()  # without --dataset the default local target is cpu-opt alone (INT8 needs calibration)
+    package_args = ["package", str(variants), "--name", "Local", "--bucket", "b-1", "--out", str(build)]
+    monkeypatch.setattr(sys, "argv", ["edgeml", "model", *package_args])
+    cli.main()
+    recipe = yaml.safe_load((build / "recipes/com.edgeml.model.Local-1.0.0.yaml").read_text())
+    assert [manifest["Name"] for manifest in recipe["Manifests"]] == [
+        "linux-amd64-nvidia", "linux-aarch64-nvidia", "linux-amd64", "linux-aarch64", "linux-arm",
+    ]  # fmt: skip
+    assert "cpu-opt" in capsys.readouterr().out

@@ -24,6 +24,7 @@ from edgeml.model.variants import VariantSet
 
 app = typer.Typer(no_args_is_help=True, help="Compile and package models.")
 console = Console(stderr=True)
+# Without a --dataset there is nothing to calibrate INT8 on, so the local default is cpu-opt alone.
 DEFAULT_LOCAL_TARGETS = ("cpu-opt", "cpu-int8")
 
 
@@ -102,7 +103,8 @@ def compile_command(
     """Compile SOURCE into per-target variants in --out (nothing is written unless every target succeeds)."""
     shape = parse_shape(input_shape) if input_shape else None
     if not neo:
-        request = LocalRequest(source, tuple(target or DEFAULT_LOCAL_TARGETS), out, shape, dataset, card)
+        defaults = DEFAULT_LOCAL_TARGETS if dataset != "none" else DEFAULT_LOCAL_TARGETS[:1]
+        request = LocalRequest(source, tuple(target or defaults), out, shape, dataset, card)
         _print_variants(compile_local_variants(request), out)
         return
     if not target:

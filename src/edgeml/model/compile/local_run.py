@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 from edgeml.errors import EdgemlError
+from edgeml.model.compile.local import compile_local
 from edgeml.model.compile.output import card_for, finish_stage, source_model
+from edgeml.model.datasets import LabelledSet, digits_split
 from edgeml.model.signature import read_signature
 from edgeml.model.staging import staged_output
 from edgeml.model.targets import get_target
@@ -33,13 +35,12 @@ class LocalRequest:
     card: Path | None = None
 
 
-def _datasets(name: str) -> tuple[Any, Any]:
+def _datasets(name: str) -> tuple[np.ndarray | None, LabelledSet | None]:
     """(calibration inputs, labelled holdout set) for --dataset, or (None, None)."""
     if name == "none":
         return None, None
     if name == "digits":
-        datasets = importlib.import_module("edgeml.model.datasets")
-        _train, calibration, holdout = datasets.digits_split(seed=0)
+        _train, calibration, holdout = digits_split(seed=0)
         return calibration.x, holdout
     raise UnknownDataset(f"--dataset '{name}': expected one of {', '.join(DATASETS)}")
 
@@ -58,9 +59,8 @@ def compile_local_variants(request: LocalRequest) -> VariantSet:
     signature = read_signature(request.source, request.input_shape)
     card = card_for(request.source, request.card)
     calibration, holdout = _datasets(request.dataset)
-    local = importlib.import_module("edgeml.model.compile.local")  # the local compiler (issue 2, part A)
     with staged_output(request.out_dir, merge=False) as stage:
-        produced = local.compile_local(
+        produced = compile_local(
             request.source,
             stage,
             targets=request.targets,
@@ -70,12 +70,12 @@ def compile_local_variants(request: LocalRequest) -> VariantSet:
         )
         variants = [
             Variant(
-                target=str(item.target),
+                target=item.target,
                 framework="onnx",
-                path=_relative(Path(item.path), stage),
-                quantisation=str(item.quantisation),
-                accuracy_top1=None if item.accuracy_top1 is None else float(item.accuracy_top1),
-                samples=int(item.samples),
+                path=_relative(item.path, stage),
+                quantisation=item.quantisation,
+                accuracy_top1=item.accuracy_top1,
+                samples=item.samples,
             )
             for item in produced
         ]
