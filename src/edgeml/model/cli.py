@@ -159,7 +159,7 @@ def _print_package(packaged: PackagedComponent) -> None:
             artifact.sha256[:16],
         )
     Console().print(table)
-    console.print(f"{packaged.component} {packaged.version}: recipe {packaged.recipe_path}")
+    console.print(f"{packaged.component} {packaged.version}: recipe {packaged.recipe_path}", soft_wrap=True)
 
 
 @app.command("package")
