@@ -36,7 +36,8 @@ ONNX_MODEL_FILE = "model.onnx"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_MODE = 0o100644
 # Portable ONNX variants, best first, for CPU manifests and for GPU (NVIDIA) manifests. INT8 QDQ is left
-# out of GPU manifests: the CUDA execution provider runs QDQ graphs slower than FP16/FP32.
+# out of GPU manifests by default: it is calibrated for CPU, and ONNX Runtime runs INT8 on NVIDIA GPUs
+# through TensorRT rather than the CUDA provider (override with --assign).
 CPU_PREFERENCE = ("cpu-int8", "cpu-opt", "cpu-fp32", "cpu-fp16")
 GPU_PREFERENCE = ("cpu-fp16", "cpu-opt", "cpu-fp32")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
