@@ -1,0 +1,1 @@
+"""Pretrained image models exported to ONNX at build time (weights come from installed packages)."""
