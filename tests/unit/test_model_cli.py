@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,3 +173,26 @@ def test_local_compile_then_package(
         "linux-amd64-nvidia", "linux-aarch64-nvidia", "linux-amd64", "linux-aarch64", "linux-arm",
     ]  # fmt: skip
     assert "cpu-opt" in capsys.readouterr().out
+
+
+def test_digits_shortcut_packages_the_committed_model(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = repo_root / "models/digits/model.onnx"
+    out, variants = tmp_path / "model", tmp_path / "variants"
+    args = ["model", "digits", "--bucket", "edgeml-artifacts", "--version", "1.0.0"]
+    paths = ["--source", str(source), "--out", str(out), "--variants", str(variants)]
+    monkeypatch.setattr(sys, "argv", ["edgeml", *args, *paths])
+    cli.main()
+    recipe = yaml.safe_load((out / "recipes/com.edgeml.model.Digits-1.0.0.yaml").read_text())
+    committed = yaml.safe_load((repo_root / "recipes/com.edgeml.model.Digits.yaml").read_text())
+    # Digests may differ across CPUs (ONNX Runtime's optimiser); names, platforms and URIs may not.
+    assert [(m["Platform"], m["Artifacts"][0]["Uri"]) for m in recipe["Manifests"]] == [
+        (m["Platform"], m["Artifacts"][0]["Uri"]) for m in committed["Manifests"]
+    ]
+    source_sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    with zipfile.ZipFile(out / "artifacts/com.edgeml.model.Digits/1.0.0/linux-amd64.zip") as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    assert metadata["source_sha256"] == source_sha
+    assert metadata["target"] == "cpu-int8" and metadata["accuracy"]["samples"] == 360
+    assert metadata["accuracy"]["top1"] >= 0.97

@@ -207,3 +207,29 @@ def package_command(
     if register_version:
         registration = register(aws_clients.client("sagemaker"), packaged, approval)
         console.print(f"registered in {registration.group}: {registration.model_package_arn} ({approval})")
+
+
+@app.command("digits")
+def digits_command(
+    bucket: Annotated[str, typer.Option("--bucket", envvar="EDGEML_BUCKET", help="S3 bucket of artifacts.")],
+    out: Annotated[Path, typer.Option("--out", help="Packaged output.")] = Path("build/model"),
+    source: Annotated[Path, typer.Option("--source", help="Digits ONNX model.")] = Path(
+        "models/digits/model.onnx"
+    ),
+    variants: Annotated[Path, typer.Option("--variants", help="Variants dir.")] = Path(
+        "build/digits-variants"
+    ),
+    version: Annotated[
+        str, typer.Option("--version", help=f"Semantic version or {NEXT_PATCH}.")
+    ] = NEXT_PATCH,
+    recipe_file: Annotated[
+        Path | None, typer.Option("--recipe-file", help="Also write the recipe here.")
+    ] = None,
+) -> None:
+    """Demo shortcut: compile the digits model locally (all four targets, digits data), then package it."""
+    local = LocalRequest(
+        source, ("cpu-fp32", "cpu-opt", "cpu-fp16", "cpu-int8"), variants, (1, 1, 8, 8), "digits"
+    )
+    _print_variants(compile_local_variants(local), variants)
+    request = PackageRequest(variants, "Digits", version, bucket, out, recipe_file=recipe_file)
+    _print_package(package(request))
