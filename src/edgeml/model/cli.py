@@ -97,8 +97,10 @@ def compile_command(
     framework_version: Annotated[
         str | None, typer.Option("--framework-version", help="Neo, PyTorch sources: version.")
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Neo: overall timeout, seconds.")] = 3600.0,
-    poll: Annotated[float, typer.Option("--poll", help="Neo: first poll interval, seconds.")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Neo: overall timeout, seconds.")
+    ] = 3600.0,
+    poll: Annotated[float, typer.Option("--poll", min=0.1, help="Neo: first poll interval, seconds.")] = 5.0,
 ) -> None:
     """Compile SOURCE into per-target variants in --out (nothing is written unless every target succeeds)."""
     shape = parse_shape(input_shape) if input_shape else None

@@ -69,7 +69,8 @@ class ModelRecipe:
                             "Unarchive": "ZIP",
                             "Digest": artifact.digest_b64,
                             "Algorithm": "SHA-256",
-                            "Permission": {"Read": "OWNER", "Execute": "NONE"},
+                            # ALL: the inference component reads these files and may run as another user.
+                            "Permission": {"Read": "ALL", "Execute": "NONE"},
                         }
                     ],
                 }

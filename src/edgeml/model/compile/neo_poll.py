@@ -49,6 +49,10 @@ class Backoff:
     max_s: float = 60.0
     timeout_s: float = 3600.0
 
+    def __post_init__(self) -> None:
+        if self.initial_s <= 0 or self.factor < 1 or self.max_s <= 0:
+            raise ValueError(f"backoff needs initial_s > 0, factor >= 1, max_s > 0: {self}")
+
     def waits(self) -> list[float]:
         """The wait before each poll, until their sum reaches the timeout."""
         waits, wait, total = [], self.initial_s, 0.0
