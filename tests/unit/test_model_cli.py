@@ -68,6 +68,24 @@ def test_bad_input_exits_1_with_one_line_and_no_output(
     assert not (tmp_path / "out").exists()
 
 
+def test_unreachable_aws_is_one_line(tmp_path: Path) -> None:
+    # conftest points AWS_ENDPOINT_URL at a closed loopback port.
+    source = tiny_onnx(tmp_path / "ok.onnx")
+    result = _edgeml(
+        "model",
+        "compile",
+        source,
+        "--out",
+        tmp_path / "out",
+        *NEO,
+        "-t",
+        "rasp4b",
+        env={"AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert "AWS call failed: EndpointConnectionError" in _one_line_error(result)
+    assert not (tmp_path / "out").exists()
+
+
 def test_package_and_register_through_the_cli(moto_server: MotoServer, tmp_path: Path) -> None:
     variants = variants_dir(tmp_path / "variants")
     out = tmp_path / "build"

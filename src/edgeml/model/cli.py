@@ -126,7 +126,7 @@ def compile_command(
         card=card,
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with aws_clients.reported_as_edgeml_errors(), Progress(*columns, console=console) as progress:
         variant_set = compile_neo(
             neo_request,
             sagemaker=aws_clients.client("sagemaker"),
@@ -207,7 +207,8 @@ def package_command(
     packaged = package(request)
     _print_package(packaged)
     if register_version:
-        registration = register(aws_clients.client("sagemaker"), packaged, approval)
+        with aws_clients.reported_as_edgeml_errors():
+            registration = register(aws_clients.client("sagemaker"), packaged, approval)
         console.print(f"registered in {registration.group}: {registration.model_package_arn} ({approval})")
 
 

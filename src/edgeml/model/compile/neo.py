@@ -41,6 +41,10 @@ class NeoRequestRejected(EdgemlError):
     """SageMaker refused CreateCompilationJob (validation, limits, role)."""
 
 
+class MissingSource(EdgemlError):
+    """The source model file does not exist."""
+
+
 class MissingInputShape(EdgemlError):
     """A PyTorch source has no readable signature, so --input-shape is required."""
 
@@ -65,7 +69,7 @@ class NeoRequest:
 def _signature(request: NeoRequest) -> tuple[str, ModelSignature]:
     if request.source.suffix.lower() in PYTORCH_SUFFIXES:
         if not request.source.is_file():
-            raise MissingInputShape(f"{request.source}: no such file")
+            raise MissingSource(f"{request.source}: no such file")
         if request.input_shape is None:
             raise MissingInputShape(f"{request.source}: PyTorch models need --input-shape, e.g. 1,3,224,224")
         spec = TensorSpec("input0", request.input_shape, "float32")
