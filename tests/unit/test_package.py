@@ -185,3 +185,19 @@ def test_missing_variant_file_is_reported(variants: Path, tmp_path: Path) -> Non
     with pytest.raises(BadVariantsDir, match="cpu-int8"):
         package(_request(variants, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("neo_target", "expected"),
+    [
+        ("jetson_nano", {"linux-aarch64-nvidia": "jetson_nano", "linux-aarch64": "cpu-int8"}),
+        ("rk3399", {"linux-aarch64-mali": "rk3399", "linux-aarch64": "cpu-int8"}),
+        ("rasp3b", {"linux-arm": "rasp3b", "linux-aarch64-nvidia": "cpu-opt"}),
+    ],
+)
+def test_neo_builds_fill_their_platform(tmp_path: Path, neo_target: str, expected: dict[str, str]) -> None:
+    packaged = package(_request(variants_dir(tmp_path / "v", neo_target=neo_target), tmp_path / "out"))
+    chosen = {artifact.platform.slot: artifact.variant.target for artifact in packaged.artifacts}
+    assert expected.items() <= chosen.items()
+    accelerated = [artifact.platform.accelerator != "cpu" for artifact in packaged.artifacts]
+    assert accelerated == sorted(accelerated, reverse=True)  # accelerator manifests come first
