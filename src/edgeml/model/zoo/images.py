@@ -71,3 +71,24 @@ def preprocess(image: Image.Image, spec: ImagePreprocessing) -> np.ndarray:
 def imagenet_preprocess(image: Image.Image) -> np.ndarray:
     """EfficientNet-Lite0 input (1 x 3 x 224 x 224 float32) for `image`."""
     return preprocess(image, EFFICIENTNET_LITE_PREPROCESSING)
+
+
+def calibration_images(count: int = 32, seed: int = 0) -> list[Image.Image]:
+    """`count` random square crops (half to full height, some mirrored) of scikit-learn's sample photos:
+    calibration data for INT8 quantisation that differs from the evaluation crops of `sample_images`."""
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    photos = [
+        Image.fromarray(np.asarray(array, dtype=np.uint8)).convert("RGB")
+        for array in load_sample_images().images
+    ]
+    images: list[Image.Image] = []
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        width, height = photo.size
+        side = int(rng.integers(min(width, height) // 2, min(width, height) + 1))
+        left, top = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        crop = photo.crop((left, top, left + side, top + side))
+        images.append(ImageOps.mirror(crop) if rng.random() < 0.5 else crop)
+    return images
