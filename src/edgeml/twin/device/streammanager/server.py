@@ -153,6 +153,8 @@ class StreamManagerServer:
                     reader, writer, self.dispatcher, self.auth_token, self.max_request_bytes
                 )
                 await connection.serve()
+            except asyncio.CancelledError:
+                pass  # stopping: end quietly (asyncio logs connection tasks that end cancelled)
             finally:
                 connections.discard(task)
 

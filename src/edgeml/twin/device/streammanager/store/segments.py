@@ -58,6 +58,13 @@ class Segment(ABC):
     def sync(self) -> None:
         """Makes every appended message durable (no-op in memory)."""
 
+    def sync_handle(self) -> int | None:
+        """A duplicate descriptor to fsync off the event loop, or None when nothing is unsynced.
+
+        The caller owns (and closes) the duplicate, so the segment may roll or be dropped meanwhile.
+        """
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Releases what the segment holds open; its data stays."""
@@ -171,6 +178,12 @@ class FileSegment(Segment):
         if self._dirty and self._fd is not None:
             os.fsync(self._fd)
             self._dirty = False
+
+    def sync_handle(self) -> int | None:
+        if not self._dirty or self._fd is None:
+            return None
+        self._dirty = False
+        return os.dup(self._fd)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -105,6 +105,18 @@ class MessageStream:
         self._segments[-1].sync()
         self._commit(target)
 
+    def begin_sync(self) -> tuple[int, int | None]:
+        """(sequence number up to which writes are covered, descriptor to fsync or None) for group commit.
+
+        Earlier segments were fsynced when they were sealed, so only the active one can be unsynced.
+        """
+        return self._written_next, self._segments[-1].sync_handle()
+
+    def end_sync(self, target: int) -> None:
+        """Called after the descriptor from `begin_sync` was fsynced: makes those messages visible."""
+        if not self.closed:
+            self._commit(target)
+
     def _commit(self, next_sequence_number: int) -> None:
         if next_sequence_number > self._committed_next:
             self._committed_next = next_sequence_number
