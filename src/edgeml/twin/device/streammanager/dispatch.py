@@ -18,8 +18,11 @@ from edgeml.twin.device.streammanager.errors import (
 )
 from edgeml.twin.device.streammanager.exporters.manager import ExportManager
 from edgeml.twin.device.streammanager.protocol import (
+    APPEND_REQUEST,
     OPERATIONS,
     UNKNOWN_OPERATION_STATUS,
+    append_response_frame,
+    decode_append,
     decode_request,
     error_frame,
     request_id_of,
@@ -54,12 +57,13 @@ class RequestDispatcher:
             sm.Operation.DeleteMessageStream.value: self._delete,
             sm.Operation.DescribeMessageStream.value: self._describe,
             sm.Operation.ListStreams.value: self._list,
-            sm.Operation.AppendMessage.value: self._append,
             sm.Operation.ReadMessages.value: self._read,
         }
 
     async def handle(self, operation: int, payload: bytes) -> bytes:
         """The response frame for one request frame (errors included)."""
+        if operation == APPEND_REQUEST:
+            return await self._append_fast(payload)
         handler = self._handlers.get(operation)
         if handler is None:
             return error_frame(
@@ -131,9 +135,19 @@ class RequestDispatcher:
         )
         return sm.DescribeMessageStreamResponse(message_stream_info=info)
 
-    async def _append(self, request: Any) -> Any:
-        sequence_number = await self.append_durably(request.name, request.payload)
-        return sm.AppendMessageResponse(sequence_number=sequence_number)
+    async def _append_fast(self, payload: bytes) -> bytes:
+        """AppendMessage without building SDK objects: it is the one operation devices call in a loop."""
+        spec = OPERATIONS[APPEND_REQUEST]
+        request_id: str | None = None
+        try:
+            request_id, name, data = decode_append(payload)
+            sequence_number = await self.append_durably(name, data)
+            return append_response_frame(request_id, sequence_number)
+        except StreamManagerTwinError as error:
+            return error_frame(spec, request_id or request_id_of(payload), error.status_code, str(error))
+        except Exception as error:
+            _log.exception("append failed")
+            return error_frame(spec, request_id or request_id_of(payload), _UNKNOWN_FAILURE, repr(error))
 
     async def _read(self, request: Any) -> Any:
         options = request.read_messages_options or sm.ReadMessagesOptions()

@@ -68,6 +68,8 @@ OPERATIONS: dict[int, OperationSpec] = {
 UNKNOWN_OPERATION_ERROR: int = sm.Operation.UnknownOperationError.value
 UNKNOWN_OPERATION_STATUS: int = sm.ResponseStatusCode.UnknownOperation.value
 SUCCESS_STATUS: int = sm.ResponseStatusCode.Success.value
+APPEND_REQUEST: int = sm.Operation.AppendMessage.value
+APPEND_RESPONSE: int = sm.Operation.AppendMessageResponse.value
 
 
 def decode_request(spec: OperationSpec, payload: bytes) -> Any:
@@ -86,6 +88,34 @@ def decode_request(spec: OperationSpec, payload: bytes) -> Any:
     if problem:
         raise InvalidRequestError(str(problem))
     return request
+
+
+def decode_append(payload: bytes) -> tuple[str, str, bytes]:
+    """(request id, stream name, message) of an AppendMessageRequest, the hot path, with type checks only.
+
+    Same wire shape as `AppendMessageRequest.as_dict()`; the full SDK validation is skipped because the
+    stream lookup rejects any name that is not a stream, and the request id is only echoed back.
+    """
+    try:
+        fields = cbor2.loads(payload)
+    except Exception as error:
+        raise InvalidRequestError(f"malformed request payload: {error}") from error
+    if not isinstance(fields, dict):
+        raise InvalidRequestError("malformed request payload: not a CBOR map")
+    request_id, name, data = fields.get("requestId"), fields.get("name"), fields.get("payload")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidRequestError("Property request_id is required, but was None")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError("Property name is required, but was None")
+    if not isinstance(data, bytes):
+        raise InvalidRequestError("Property payload is required and must be bytes")
+    return request_id, name, data
+
+
+def append_response_frame(request_id: str, sequence_number: int) -> bytes:
+    """The AppendMessageResponse frame (the shape of `AppendMessageResponse.as_dict()`)."""
+    fields = {"requestId": request_id, "status": SUCCESS_STATUS, "sequenceNumber": sequence_number}
+    return encode_frame(APPEND_RESPONSE, cbor2.dumps(fields))
 
 
 def request_id_of(payload: bytes) -> str | None:
