@@ -182,17 +182,23 @@ def test_failure_in_a_later_target_leaves_no_earlier_variant_behind(
         )
 
 
-def test_a_static_model_calibrates_at_its_fixed_batch(tmp_path: Path) -> None:
+def test_a_static_model_calibrates_and_evaluates_at_its_fixed_batch(tmp_path: Path) -> None:
+    weights = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["input", "w"], ["logits"])],
         "g",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 4])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 3])],
-        [helper.make_tensor("w", TensorProto.FLOAT, [4, 3], np.linspace(-1, 1, 12).tolist())],
+        [helper.make_tensor("w", TensorProto.FLOAT, [4, 3], weights.ravel().tolist())],
     )
     source = tmp_path / "static.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
     calibration = np.random.default_rng(0).random((7, 4), dtype=np.float32)  # 3 full batches of 2 + 1 left
+    labelled = LabelledSet(calibration, (calibration @ weights).argmax(axis=1), "synthetic")
+    [variant] = compile_local(
+        source, tmp_path / "out", targets=["cpu-fp32"], calibration=calibration, holdout=labelled
+    )
+    assert variant.accuracy_top1 == 1.0 and variant.samples == 7  # the odd last row was padded, not lost
     [variant] = compile_local(source, tmp_path / "out", targets=["cpu-int8"], calibration=calibration)
     assert read_signature(variant.path).input.shape == (2, 4)
     with pytest.raises(MissingCalibration, match="at least 2"):
