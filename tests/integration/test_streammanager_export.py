@@ -31,6 +31,7 @@ from stream_manager.data import Status
 
 from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
 from edgeml.twin.device.streammanager import RetryPolicy, StreamManagerServer
+from edgeml.twin.device.streammanager.process import StreamManagerProcess
 
 FAST_RETRY = RetryPolicy(initial_delay_s=0.05, max_delay_s=0.3)
 
@@ -290,3 +291,44 @@ def test_batch_size_and_batch_interval(aws: MotoServer, tmp_path: Path) -> None:
         finally:
             client.close()
     assert kinesis_payloads(target) == [f"m{i}".encode() for i in range(25)]
+
+
+def test_kill_9_while_exporting_then_restart_delivers_everything_in_order(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    target = kinesis_stream("crash")
+    token = "export-crash-token"
+    server = StreamManagerProcess(tmp_path / "store", token, env=aws.env()).start()
+    try:
+        with pointed_at(server.client_env()):
+            client = StreamManagerClient(request_timeout=5)
+            client.create_message_stream(
+                MessageStreamDefinition(
+                    name="crashy",
+                    strategy_on_full=StrategyOnFull.RejectNewData,
+                    export_definition=kinesis_export("k", target, batch_size=3),
+                )
+            )
+            payloads = [f"event {i}".encode() for i in range(60)]
+            for payload in payloads[:50]:
+                client.append_message("crashy", payload)
+            server.kill()
+            with contextlib.suppress(Exception):
+                client.close()
+
+        server.start()
+        with pointed_at(server.client_env()):
+            client = StreamManagerClient(request_timeout=5)
+            try:
+                for payload in payloads[50:]:
+                    client.append_message("crashy", payload)
+                wait_until(
+                    lambda: export_status(client, "crashy", "k").last_exported_sequence_number == 59,
+                    "catch-up",
+                )
+            finally:
+                client.close()
+    finally:
+        server.stop()
+    delivered = kinesis_payloads(target)
+    assert list(dict.fromkeys(delivered)) == payloads

@@ -217,7 +217,7 @@ def test_time_to_live_drops_expired_segments(tmp_path: Path) -> None:
 def test_memory_streams_do_not_survive_a_restart_file_streams_do(tmp_path: Path) -> None:
     store = tmp_path / "store"
     with StreamManagerServer(store, auth_token=TOKEN) as server, client_on(server.port) as client:
-        for name, persistence in (("on-disk", Persistence.File), ("in-memory", Persistence.Memory)):
+        for name, persistence in (("cam 1, front.v2", Persistence.File), ("in-memory", Persistence.Memory)):
             client.create_message_stream(
                 MessageStreamDefinition(
                     name=name, persistence=persistence, strategy_on_full=StrategyOnFull.RejectNewData
@@ -226,5 +226,5 @@ def test_memory_streams_do_not_survive_a_restart_file_streams_do(tmp_path: Path)
             assert client.append_message(name, b"kept?") == 0
         assert [m.payload for m in client.read_messages("in-memory")] == [b"kept?"]
     with StreamManagerServer(store, auth_token=TOKEN) as server, client_on(server.port) as client:
-        assert client.list_streams() == ["on-disk"]
-        assert [m.payload for m in client.read_messages("on-disk")] == [b"kept?"]
+        assert client.list_streams() == ["cam 1, front.v2"]
+        assert [m.payload for m in client.read_messages("cam 1, front.v2")] == [b"kept?"]
