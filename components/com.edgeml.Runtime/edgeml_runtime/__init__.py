@@ -1,0 +1,1 @@
+"""com.edgeml.Runtime: creates the device's inference venv (standard library only)."""
