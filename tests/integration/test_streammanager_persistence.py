@@ -20,6 +20,7 @@ from stream_manager.exceptions import MessageStoreReadErrorException, ServerOutO
 
 from edgeml.twin.device.streammanager import StreamManagerServer
 from edgeml.twin.device.streammanager.process import StreamManagerProcess
+from edgeml.twin.device.streammanager.server import ServerStartError
 from edgeml.twin.device.streammanager.store.records import HEADER_BYTES
 
 TOKEN = "persistence-test-token"
@@ -228,3 +229,11 @@ def test_memory_streams_do_not_survive_a_restart_file_streams_do(tmp_path: Path)
     with StreamManagerServer(store, auth_token=TOKEN) as server, client_on(server.port) as client:
         assert client.list_streams() == ["cam 1, front.v2"]
         assert [m.payload for m in client.read_messages("cam 1, front.v2")] == [b"kept?"]
+
+
+def test_a_store_is_served_by_one_server_at_a_time(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with StreamManagerServer(store, auth_token=TOKEN), pytest.raises(ServerStartError, match="in use"):
+        StreamManagerServer(store, auth_token=TOKEN).start()
+    with StreamManagerServer(store, auth_token=TOKEN) as server, client_on(server.port) as client:
+        assert client.list_streams() == []

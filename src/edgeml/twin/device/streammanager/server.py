@@ -21,6 +21,7 @@ from edgeml.twin.device.streammanager.errors import StreamManagerTwinError
 from edgeml.twin.device.streammanager.exporters.manager import ExportManager
 from edgeml.twin.device.streammanager.exporters.retry import RetryPolicy
 from edgeml.twin.device.streammanager.store.commit import GroupCommitter
+from edgeml.twin.device.streammanager.store.lock import StoreLock
 from edgeml.twin.device.streammanager.store.registry import StreamRegistry
 from edgeml.twin.device.streammanager.store.stream import Clock
 
@@ -137,6 +138,15 @@ class StreamManagerServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
+        lock = StoreLock(self.store_root)
+        lock.acquire()
+        try:
+            await self._serve_store()
+        finally:
+            lock.release()
+
+    async def _serve_store(self) -> None:
+        assert self._stopping is not None
         registry = StreamRegistry.recover(self.store_root, self.clock)
         committer = GroupCommitter()
         exports = ExportManager(registry, self._append_status, self.retry)
