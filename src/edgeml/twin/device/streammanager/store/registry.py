@@ -33,7 +33,7 @@ from edgeml.twin.device.streammanager.store.segments import (
     Segment,
     sync_directory,
 )
-from edgeml.twin.device.streammanager.store.stream import Clock, MessageStream
+from edgeml.twin.device.streammanager.store.stream import Clock, MessageStream, SegmentFactory
 
 DEFINITION_FILE = "definition.json"
 _log = logging.getLogger(__name__)
@@ -78,10 +78,14 @@ class StreamRegistry:
             _log.info("recovered stream %s (%d segments)", definition.name, len(segments))
         return registry
 
-    def _segment_factory(self, definition: Any, directory: Path) -> Any:
+    def _segment_factory(self, definition: Any, directory: Path) -> SegmentFactory:
         if definition.persistence == sm.Persistence.Memory:
             return MemorySegment
-        return lambda first: FileSegment.create(directory, first)
+
+        def new_file_segment(first_sequence_number: int) -> Segment:
+            return FileSegment.create(directory, first_sequence_number)
+
+        return new_file_segment
 
     def names(self) -> list[str]:
         return list(self._streams)
