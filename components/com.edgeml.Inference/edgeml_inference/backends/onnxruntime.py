@@ -1,0 +1,76 @@
+"""ONNX Runtime backend: execution providers from the configuration, dropping unavailable ones."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeml_inference.backends.base import Backend
+from edgeml_inference.exceptions import BackendUnavailable
+
+_log = logging.getLogger(__name__)
+PROVIDER_NAMES = {
+    "CPU": "CPUExecutionProvider",
+    "CUDA": "CUDAExecutionProvider",
+    "TensorRT": "TensorrtExecutionProvider",
+    "OpenVINO": "OpenVINOExecutionProvider",
+}
+
+
+def choose_providers(wanted: tuple[str, ...], available: list[str]) -> list[str]:
+    """ORT provider names for `wanted` (config names) in order; unavailable ones dropped with a warning.
+
+    CPU is always last, the fallback.
+    """
+    chosen: list[str] = []
+    for name in wanted:
+        provider = PROVIDER_NAMES.get(name, name)
+        if provider in available:
+            if provider not in chosen:
+                chosen.append(provider)
+        else:
+            _log.warning("execution provider %s is not available here (have %s); dropped", name, available)
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxRuntimeBackend(Backend):
+    """One `onnxruntime.InferenceSession`; threads pinned by `intra_op_threads` (0: ORT's default)."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model_path: Path,
+        input_name: str,
+        providers: tuple[str, ...] = ("CPU",),
+        intra_op_threads: int = 1,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as error:
+            raise BackendUnavailable(f"onnxruntime is not installed: {error}") from error
+        options = ort.SessionOptions()
+        if intra_op_threads:
+            options.intra_op_num_threads = intra_op_threads
+            options.inter_op_num_threads = 1
+        chosen = choose_providers(providers, list(ort.get_available_providers()))
+        try:
+            self.session: Any = ort.InferenceSession(str(model_path), sess_options=options, providers=chosen)
+        except Exception as error:  # onnxruntime raises its own unexported exception classes
+            raise BackendUnavailable(f"onnxruntime cannot load {model_path.name}: {error}") from error
+        self.providers = tuple(self.session.get_providers())
+        names = [item.name for item in self.session.get_inputs()]
+        self.input_name = input_name if input_name in names else names[0]
+        self.output_names = [self.session.get_outputs()[0].name]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        outputs = self.session.run(self.output_names, {self.input_name: batch})
+        return np.asarray(outputs[0])
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,135 @@
+"""One request payload (image bytes or a JSON tensor) -> the model's input tensor, per metadata.json."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import struct
+import warnings
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from edgeml_inference.exceptions import BadInput
+from edgeml_inference.metadata import ModelMetadata, Preprocessing
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "uint8": np.uint8}
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    TypeError,
+    struct.error,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
+MAX_IMAGE_PIXELS = 50_000_000  # a decompression bomb is a bad input, not an out-of-memory
+
+
+class Preprocessor:
+    """Decodes and normalises inputs for one model; `sample_shape` is the input shape without the batch."""
+
+    def __init__(self, metadata: ModelMetadata) -> None:
+        self.metadata = metadata
+        self.config: Preprocessing = metadata.preprocessing
+        shape = metadata.input_shape[1:]
+        self.sample_shape: tuple[int | None, ...] = tuple(
+            dim if isinstance(dim, int) else None for dim in shape
+        )
+        self.dtype = np.dtype(_DTYPES.get(metadata.input_dtype, np.float32))
+        channels = len(self.config.mean)
+        self._mean = np.asarray(self.config.mean, dtype=np.float32)
+        self._std = np.asarray(self.config.std, dtype=np.float32)
+        self._channels = channels
+
+    def __call__(self, payload: bytes) -> np.ndarray:
+        """One sample (no batch axis). JSON objects are tensors, anything else is decoded as an image."""
+        if not payload:
+            raise BadInput("empty_input", "the payload is empty")
+        if payload[:1] in (b"{", b"[") or payload.lstrip()[:1] == b"{":
+            return self.tensor(parse_tensor_json(payload))
+        return self.image(payload)
+
+    def image(self, payload: bytes) -> np.ndarray:
+        config = self.config
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                opened = Image.open(io.BytesIO(payload))
+                if opened.width * opened.height > MAX_IMAGE_PIXELS:
+                    raise BadInput("image_too_large", f"{opened.width}x{opened.height} pixels")
+                opened.load()
+            image = opened.convert(config.color)
+        except BadInput:
+            raise
+        except _DECODE_ERRORS as error:
+            raise BadInput("corrupt_image", f"cannot decode the image: {error}") from None
+        if config.resize is not None:
+            height, width = config.resize
+            if image.size != (width, height):
+                image = image.resize(
+                    (width, height), _RESAMPLE.get(config.resample, Image.Resampling.BILINEAR)
+                )
+        pixels = np.asarray(image, dtype=np.float32)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        x = (pixels * np.float32(config.scale) - self._mean) / self._std
+        if config.layout.upper() == "NCHW":
+            x = np.transpose(x, (2, 0, 1))
+        return self.tensor(x)
+
+    def tensor(self, array: np.ndarray) -> np.ndarray:
+        """Checks a decoded tensor against the model's input (with or without a batch axis of 1)."""
+        expected = self.sample_shape
+        if array.ndim == len(expected) + 1 and array.shape[0] == 1:
+            array = array[0]
+        if array.ndim != len(expected) or any(
+            want is not None and got != want for got, want in zip(array.shape, expected, strict=True)
+        ):
+            shown = tuple("?" if dim is None else dim for dim in expected)
+            raise BadInput("wrong_shape", f"tensor shape {list(array.shape)} != the input {list(shown)}")
+        if not np.all(np.isfinite(array)):
+            raise BadInput("non_finite_input", "the tensor holds NaN or infinity")
+        return np.ascontiguousarray(array, dtype=self.dtype)
+
+
+def parse_tensor_json(payload: bytes) -> np.ndarray:
+    """{"shape": [...], "data": [...]} or {"shape": [...], "b64": "...", "dtype": "float32"}."""
+    try:
+        document: Any = json.loads(payload)
+    except (ValueError, RecursionError) as error:
+        raise BadInput("bad_tensor", f"not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise BadInput("bad_tensor", "a tensor is a JSON object with 'shape' and 'data' or 'b64'")
+    shape = document.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(dim, int) and not isinstance(dim, bool) and 0 <= dim <= 1 << 24 for dim in shape
+    ):
+        raise BadInput("bad_tensor", "'shape' must be a list of non-negative integers")
+    dtype = document.get("dtype", "float32")
+    if dtype not in _DTYPES:
+        raise BadInput("bad_tensor", f"unsupported dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    try:
+        if "b64" in document:
+            raw = base64.b64decode(str(document["b64"]), validate=True)
+            flat = np.frombuffer(raw, dtype=_DTYPES[dtype])
+        elif "data" in document:
+            flat = np.asarray(document["data"], dtype=np.float64).reshape(-1)
+        else:
+            raise BadInput("bad_tensor", "a tensor needs 'data' or 'b64'")
+        return flat.reshape(shape).astype(np.float32)
+    except BadInput:
+        raise
+    except (ValueError, TypeError, binascii.Error, OverflowError) as error:
+        raise BadInput("bad_tensor", f"data does not fit shape {shape}: {error}") from None
