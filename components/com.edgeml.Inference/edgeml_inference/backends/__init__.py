@@ -25,5 +25,7 @@ def open_backend(
         from edgeml_inference.backends.dlr import DlrBackend
 
         device = "gpu" if any(name in ("CUDA", "TensorRT") for name in providers) else "cpu"
-        return DlrBackend((directory / metadata.model_file).resolve(), metadata.input_name, device)
+        batch = metadata.input_shape[0] if metadata.input_shape else None
+        fixed = batch if isinstance(batch, int) and batch > 0 else None
+        return DlrBackend((directory / metadata.model_file).resolve(), metadata.input_name, device, fixed)
     raise BackendUnavailable(f"unknown framework {metadata.framework!r} in metadata.json")

@@ -12,6 +12,7 @@ class Backend(ABC):
 
     name: str = "backend"
     providers: tuple[str, ...] = ()
+    fixed_batch: int | None = None  # the model's fixed batch size; None when any batch size works
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -16,7 +16,9 @@ class DlrBackend(Backend):
 
     name = "dlr"
 
-    def __init__(self, model_dir: Path, input_name: str, device: str = "cpu") -> None:
+    def __init__(
+        self, model_dir: Path, input_name: str, device: str = "cpu", fixed_batch: int | None = None
+    ) -> None:
         try:
             import dlr
         except ImportError as error:
@@ -29,6 +31,7 @@ class DlrBackend(Backend):
         except Exception as error:  # dlr raises plain Exceptions
             raise BackendUnavailable(f"dlr cannot load {model_dir}: {error}") from error
         self.input_name = input_name
+        self.fixed_batch = fixed_batch  # Neo compiles for the input shape it was given
         self.providers = (f"dlr-{device}",)
 
     def run(self, batch: np.ndarray) -> np.ndarray:

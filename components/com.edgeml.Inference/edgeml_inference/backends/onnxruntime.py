@@ -66,6 +66,8 @@ class OnnxRuntimeBackend(Backend):
         self.providers = tuple(self.session.get_providers())
         names = [item.name for item in self.session.get_inputs()]
         self.input_name = input_name if input_name in names else names[0]
+        first_dim = self.session.get_inputs()[names.index(self.input_name)].shape[0]
+        self.fixed_batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else None
         self.output_names = [self.session.get_outputs()[0].name]
 
     def run(self, batch: np.ndarray) -> np.ndarray:

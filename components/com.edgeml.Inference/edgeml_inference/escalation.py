@@ -1,0 +1,66 @@
+"""Two-stage option: results under EscalationThreshold go to a second model, else to a topic."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from edgeml_inference.config import AppConfig
+from edgeml_inference.model import LoadedModel
+from edgeml_inference.results import InferenceResult
+
+_log = logging.getLogger(__name__)
+
+
+class Escalator:
+    """A result hook: a second model answers in-line (result.escalation), or the result is forwarded."""
+
+    def __init__(
+        self,
+        config: Callable[[], AppConfig],
+        forward: Callable[[str, bytes], None],
+        second: Callable[[], LoadedModel | None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.forward = forward
+        self.second = second
+        self.escalated = 0
+
+    def __call__(self, result: InferenceResult, payload: bytes) -> None:
+        config = self.config()
+        confidence = result.confidence
+        if (
+            config.escalation_threshold <= 0
+            or confidence is None
+            or confidence >= config.escalation_threshold
+        ):
+            return
+        self.escalated += 1
+        model = self.second()
+        if model is not None:
+            result.escalation = self._second_opinion(model, payload, config)
+        elif config.escalation_topic:
+            self.forward(config.escalation_topic, result.to_json_bytes())
+
+    @staticmethod
+    def _second_opinion(model: LoadedModel, payload: bytes, config: AppConfig) -> dict[str, object]:
+        from edgeml_inference.exceptions import BadInput, BadOutput
+
+        meta = model.metadata
+        try:
+            tensor = model.preprocess(payload)
+            (prediction,) = model.postprocess(model.backend.run(tensor[None]), config.top_k, 0.0)
+        except BadInput as error:
+            return {"model": meta.name, "status": "error", "reason": error.reason}
+        except Exception as error:
+            _log.warning("second-stage model failed: %s", error)
+            return {"model": meta.name, "status": "error", "reason": "backend_error"}
+        if isinstance(prediction, BadOutput):
+            return {"model": meta.name, "status": "error", "reason": prediction.reason}
+        return {
+            "model": meta.name,
+            "model_version": meta.version,
+            "status": "ok",
+            "label": prediction.label,
+            "confidence": prediction.confidence,
+        }

@@ -1,0 +1,234 @@
+"""The pipeline: payload -> preprocess -> backend (batched) -> postprocess -> result, never raising.
+
+`Pipeline.process` answers a list of requests with the model in service, holding the model lock for the
+whole batch (a hot swap waits for it). Every failure becomes an error result with a reason code; the process
+stays alive. `Batcher` is the one queue that feeds it from every source.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeml_inference.config import AppConfig
+from edgeml_inference.exceptions import BadInput, BadOutput
+from edgeml_inference.health import HealthMonitor
+from edgeml_inference.model import LoadedModel, ModelHolder
+from edgeml_inference.results import InferenceResult, error_result
+
+_log = logging.getLogger(__name__)
+ResultHook = Callable[[InferenceResult, bytes], None]
+
+
+@dataclass
+class Request:
+    """One input waiting for an answer."""
+
+    payload: bytes
+    source: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    received: float = field(default_factory=time.perf_counter)
+    future: Future[InferenceResult] = field(default_factory=Future)
+
+
+class Pipeline:
+    """Answers requests with the model held by `models`; `hooks` see every result (sinks, capture, ...)."""
+
+    def __init__(
+        self,
+        models: ModelHolder,
+        config: Callable[[], AppConfig],
+        health: HealthMonitor,
+        hooks: list[ResultHook] | None = None,
+    ) -> None:
+        self.models = models
+        self.config = config
+        self.health = health
+        self.hooks: list[ResultHook] = list(hooks or [])
+        self.batches = 0
+
+    def infer(self, payload: bytes, source: str = "direct") -> InferenceResult:
+        """One request, answered synchronously (no queue)."""
+        return self.process([Request(payload, source)])[0]
+
+    def process(self, requests: list[Request]) -> list[InferenceResult]:
+        """Answers every request (an error result for a bad one) and resolves its future."""
+        config = self.config()
+        with self.models.lock:
+            model = self.models.current
+            results = self._answer(model, requests, config)
+            self.batches += 1
+        for request, result in zip(requests, results, strict=True):
+            result.latency_ms = (time.perf_counter() - request.received) * 1000.0
+            self._finish(request, result)
+        return results
+
+    def _answer(
+        self, model: LoadedModel, requests: list[Request], config: AppConfig
+    ) -> list[InferenceResult]:
+        results: list[InferenceResult | None] = [None] * len(requests)
+        tensors: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+        for position, request in enumerate(requests):
+            try:
+                if len(request.payload) > config.max_payload_bytes:
+                    raise BadInput(
+                        "payload_too_large",
+                        f"{len(request.payload)} bytes > MaxPayloadBytes {config.max_payload_bytes}",
+                    )
+                tensor = model.preprocess(request.payload)
+                tensors.setdefault(tensor.shape, []).append((position, tensor))
+            except BadInput as error:
+                results[position] = self._error(model, request, error.reason, error.detail)
+            except Exception as error:  # a decoder bug must not take the process down
+                _log.exception("preprocessing failed unexpectedly")
+                results[position] = self._error(model, request, "internal_error", f"preprocessing: {error}")
+        for group in tensors.values():
+            self._run_group(model, requests, group, results, config)
+        return [result for result in results if result is not None]
+
+    def _run_group(
+        self,
+        model: LoadedModel,
+        requests: list[Request],
+        group: list[tuple[int, np.ndarray]],
+        results: list[InferenceResult | None],
+        config: AppConfig,
+    ) -> None:
+        positions = [position for position, _ in group]
+        try:
+            outputs = run_batched(model, np.stack([tensor for _, tensor in group]))
+            predictions = model.postprocess(outputs, config.top_k, config.confidence_threshold)
+        except Exception as error:  # runtime failure: every sample of the group gets the reason
+            _log.warning("backend run failed: %s", error)
+            for position in positions:
+                results[position] = self._error(model, requests[position], "backend_error", str(error)[:500])
+            return
+        meta = model.metadata
+        for position, prediction in zip(positions, predictions, strict=True):
+            request = requests[position]
+            if isinstance(prediction, BadOutput):
+                results[position] = self._error(model, request, prediction.reason, prediction.detail)
+            else:
+                results[position] = InferenceResult(
+                    request.request_id, request.source, "ok", meta.name, meta.version, prediction
+                )
+
+    @staticmethod
+    def _error(model: LoadedModel, request: Request, reason: str, detail: str) -> InferenceResult:
+        meta = model.metadata
+        return error_result(
+            request.request_id, request.source, reason, detail, model=meta.name, model_version=meta.version
+        )
+
+    def _finish(self, request: Request, result: InferenceResult) -> None:
+        self.health.record(result)
+        for hook in self.hooks:
+            try:
+                hook(result, request.payload)
+            except Exception:
+                _log.exception("result hook failed")
+        if not request.future.done():
+            request.future.set_result(result)
+
+
+def run_batched(model: LoadedModel, batch: np.ndarray) -> np.ndarray:
+    """Runs `batch`, in chunks of the model's fixed batch size (last one padded) when it has one."""
+    fixed = model.backend.fixed_batch
+    if not fixed or fixed == batch.shape[0]:
+        return model.backend.run(batch)
+    outputs: list[np.ndarray] = []
+    for start in range(0, batch.shape[0], fixed):
+        chunk = batch[start : start + fixed]
+        count = chunk.shape[0]
+        if count < fixed:
+            chunk = np.concatenate([chunk, np.zeros((fixed - count, *chunk.shape[1:]), dtype=chunk.dtype)])
+        outputs.append(model.backend.run(chunk)[:count])
+    return np.concatenate(outputs)
+
+
+class Batcher:
+    """The one batching queue for every source; batches of up to `limits()` = (max batch, max wait in s)."""
+
+    def __init__(
+        self, pipeline: Pipeline, limits: Callable[[], tuple[int, float]], max_queue: int = 10_000
+    ) -> None:
+        self.pipeline = pipeline
+        self.limits = limits
+        self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=max_queue)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="batcher", daemon=True)
+        self._ids = itertools.count()
+        self.rejected = 0
+
+    def start(self) -> Batcher:
+        self._thread.start()
+        return self
+
+    def submit(self, payload: bytes, source: str, request_id: str | None = None) -> Future[InferenceResult]:
+        """Queues one request; the future always resolves (an error result when full or closed)."""
+        request = Request(payload, source) if request_id is None else Request(payload, source, request_id)
+        if self._stopped.is_set():
+            request.future.set_result(
+                error_result(request.request_id, source, "shutting_down", "the app is stopping")
+            )
+            return request.future
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            self.rejected += 1
+            self.pipeline.health.record(
+                error_result(request.request_id, source, "overloaded", "the batching queue is full")
+            )
+            request.future.set_result(
+                error_result(request.request_id, source, "overloaded", "the batching queue is full")
+            )
+        return request.future
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            max_batch, max_wait_s = self.limits()
+            batch = [first]
+            deadline = time.perf_counter() + max_wait_s
+            stop = False
+            while len(batch) < max_batch:
+                remaining = deadline - time.perf_counter()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                self.pipeline.process(batch)
+            except Exception as error:  # pipeline.process catches per request; this is the last guard
+                _log.exception("batch failed")
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_result(
+                            error_result(request.request_id, request.source, "internal_error", str(error))
+                        )
+            if stop:
+                return
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Answers what is queued, then stops the worker."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)

@@ -1,0 +1,111 @@
+"""Image directory source: each new file is inferred once, then moved to done/ or failed/.
+
+A file is taken only once it is complete: names ending in .tmp/.part or starting with "." are skipped, and a
+file must keep the same size and mtime across two scans (or be older than `settle_s`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+from edgeml_inference.results import InferenceResult
+from edgeml_inference.sources.base import Source, Submit
+
+_log = logging.getLogger(__name__)
+PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+
+
+class DirectorySource(Source):
+    """Scans `root` every `period()` seconds; results' JSON is written beside the moved file (name.json)."""
+
+    name = "directory"
+
+    def __init__(
+        self,
+        root: Path,
+        submit: Submit,
+        period: Callable[[], float],
+        max_file_bytes: Callable[[], int],
+        settle_s: float = 1.0,
+    ) -> None:
+        self.root = root
+        self.submit = submit
+        self.period = period
+        self.settle_s = settle_s
+        self.max_file_bytes = max_file_bytes
+        self.done = root / "done"
+        self.failed = root / "failed"
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+
+    def start(self) -> None:
+        for folder in (self.root, self.done, self.failed):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._loop, name="source-directory", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.scan_once()
+            except Exception:
+                _log.exception("directory scan failed")
+            self._stop.wait(self.period())
+
+    def ready_files(self) -> list[Path]:
+        """Complete files not yet processed, oldest first."""
+        now = time.time()
+        ready: list[tuple[float, Path]] = []
+        current: dict[str, tuple[int, int]] = {}
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False) or entry.name.startswith("."):
+                    continue
+                if entry.name.endswith(PARTIAL_SUFFIXES):
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+                signature = (stat.st_size, stat.st_mtime_ns)
+                current[entry.name] = signature
+                stable = self._seen.get(entry.name) == signature
+                if stable or now - stat.st_mtime >= self.settle_s:
+                    ready.append((stat.st_mtime, Path(entry.path)))
+        self._seen = current
+        return [path for _, path in sorted(ready)]
+
+    def scan_once(self) -> int:
+        """Submits every ready file, waits for the answers, moves the files; returns how many."""
+        pending: list[tuple[Path, Future[InferenceResult]]] = []
+        for path in self.ready_files():
+            try:
+                limit = self.max_file_bytes() + 1  # an oversized file is read only far enough to be refused
+                with path.open("rb") as handle:
+                    payload = handle.read(limit)
+                future = self.submit(payload, f"file:{path.name}")
+            except OSError as error:
+                _log.warning("cannot read %s: %s", path, error)
+                continue
+            pending.append((path, future))
+        for path, future in pending:
+            result = future.result()
+            target = (self.done if result.ok else self.failed) / path.name
+            try:
+                os.replace(path, target)
+                target.with_name(target.name + ".json").write_bytes(result.to_json_bytes())
+            except OSError as error:
+                _log.warning("cannot move %s: %s", path, error)
+            self._seen.pop(path.name, None)
+            self.processed += 1
+        return len(pending)
