@@ -164,7 +164,7 @@ def publish_project(
     return PublishResult(
         config.component,
         version,
-        str(response["arn"]),
+        str(response.get("arn", "")),
         bucket,
         publish_recipe,
         tuple(uploaded.values()),

@@ -1,0 +1,191 @@
+"""`edgeml publish`: S3 and STS on the moto twin, GreengrassV2 through botocore's Stubber (real API model)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.stub import Stubber
+
+from edgeml.components.build import build_project
+from edgeml.components.errors import PublishFailed
+from edgeml.components.publish import Clients, next_patch, publish_project
+from edgeml.twin.cloud.motoserver import MotoServer
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's account
+ARN = f"arn:aws:greengrass:{REGION}:{ACCOUNT}:components:com.edgeml.Runtime"
+
+
+class Captured:
+    """Matches any value in Stubber's expected params and keeps it."""
+
+    value: Any = None
+
+    def __eq__(self, other: object) -> bool:
+        self.value = other
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _created(version: str, state: str = "REQUESTED", message: str = "Requested") -> dict[str, Any]:
+    return {
+        "arn": f"{ARN}:versions:{version}",
+        "componentName": "com.edgeml.Runtime",
+        "componentVersion": version,
+        "creationTimestamp": datetime.datetime(2026, 11, 22, tzinfo=datetime.UTC),
+        "status": {"componentState": state, "message": message, "errors": {}},
+    }
+
+
+@pytest.fixture()
+def runtime(tmp_path: Path) -> Path:
+    (tmp_path / "recipes").mkdir()
+    shutil.copyfile(
+        ROOT / "recipes" / "com.edgeml.Runtime.yaml", tmp_path / "recipes" / "com.edgeml.Runtime.yaml"
+    )
+    project = tmp_path / "components" / "com.edgeml.Runtime"
+    shutil.copytree(
+        ROOT / "components" / "com.edgeml.Runtime",
+        project,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("greengrass-build", "__pycache__"),
+    )
+    return project
+
+
+@pytest.fixture()
+def clients(aws: MotoServer) -> Iterator[tuple[Clients, Stubber]]:
+    greengrass = boto3.client("greengrassv2", region_name=REGION)
+    with Stubber(greengrass) as stubber:
+        yield (
+            Clients(
+                s3=boto3.client("s3", region_name=REGION),
+                greengrass=greengrass,
+                sts=boto3.client("sts", region_name=REGION),
+            ),
+            stubber,
+        )
+        stubber.assert_no_pending_responses()
+
+
+def test_next_patch_after_the_highest_published_version(
+    runtime: Path, clients: tuple[Clients, Stubber]
+) -> None:
+    aws_clients, stubber = clients
+    item = {"componentName": "com.edgeml.Runtime", "arn": ARN}
+    stubber.add_response(
+        "list_component_versions",
+        {"componentVersions": [{**item, "componentVersion": "1.0.2"}], "nextToken": "page-2"},
+        {"arn": ARN},
+    )
+    stubber.add_response(
+        "list_component_versions",
+        {
+            "componentVersions": [
+                {**item, "componentVersion": "1.0.9"},
+                {**item, "componentVersion": "1.0.10"},
+            ]
+        },
+        {"arn": ARN, "nextToken": "page-2"},
+    )
+    inline = Captured()
+    stubber.add_response("create_component_version", _created("1.0.11"), {"inlineRecipe": inline})
+
+    result = publish_project(runtime, bucket="edgeml-publish-next", clients=aws_clients)
+
+    assert (result.version, result.state) == ("1.0.11", "REQUESTED")
+    key = "com.edgeml.Runtime/1.0.11/com.edgeml.Runtime.zip"
+    assert result.artifact_uris == (f"s3://edgeml-publish-next/{key}",)
+    uploaded = aws_clients.s3.get_object(Bucket="edgeml-publish-next", Key=key)["Body"].read()
+    built = (
+        runtime
+        / "greengrass-build"
+        / "artifacts"
+        / "com.edgeml.Runtime"
+        / "NEXT_PATCH"
+        / "com.edgeml.Runtime.zip"
+    )
+    assert uploaded == built.read_bytes()
+
+    recipe = yaml.safe_load(inline.value)
+    assert inline.value == result.recipe.read_bytes()
+    assert result.recipe.name == "com.edgeml.Runtime-1.0.11.yaml"
+    assert recipe["ComponentVersion"] == "1.0.11"
+    assert {a["Uri"] for m in recipe["Manifests"] for a in m["Artifacts"]} == {
+        f"s3://edgeml-publish-next/{key}"
+    }
+
+
+def test_first_version_and_gdks_default_bucket(runtime: Path, clients: tuple[Clients, Stubber]) -> None:
+    aws_clients, stubber = clients
+    stubber.add_client_error(
+        "list_component_versions",
+        "ResourceNotFoundException",
+        "no such component",
+        404,
+        expected_params={"arn": ARN},
+    )
+    stubber.add_response("create_component_version", _created("1.0.0"), {"inlineRecipe": Captured()})
+
+    result = publish_project(runtime, clients=aws_clients)  # builds first: nothing was built
+
+    assert result.version == "1.0.0"
+    assert result.bucket == f"edgeml-artifacts-{REGION}-{ACCOUNT}"  # gdk: <bucket>-<region>-<account>
+    listed = aws_clients.s3.list_objects_v2(Bucket=result.bucket, Prefix="com.edgeml.Runtime/1.0.0/")
+    assert [o["Key"] for o in listed["Contents"]] == ["com.edgeml.Runtime/1.0.0/com.edgeml.Runtime.zip"]
+
+
+def test_a_fixed_version_is_published_as_is_and_a_conflict_is_one_line(
+    runtime: Path, clients: tuple[Clients, Stubber]
+) -> None:
+    aws_clients, stubber = clients
+    config = json.loads((runtime / "gdk-config.json").read_text())
+    config["component"]["com.edgeml.Runtime"]["version"] = "1.0.4"
+    (runtime / "gdk-config.json").write_text(json.dumps(config))
+    build_project(runtime)
+    stubber.add_client_error(
+        "create_component_version",
+        "ConflictException",
+        "com.edgeml.Runtime 1.0.4 already exists",
+        409,
+        expected_params={"inlineRecipe": Captured()},
+    )
+    with pytest.raises(PublishFailed) as raised:
+        publish_project(runtime, bucket="edgeml-publish-fixed", clients=aws_clients)
+    assert str(raised.value) == (
+        "com.edgeml.Runtime: CreateComponentVersion failed: ConflictException: "
+        "com.edgeml.Runtime 1.0.4 already exists"
+    )
+    assert aws_clients.s3.head_object(
+        Bucket="edgeml-publish-fixed", Key="com.edgeml.Runtime/1.0.4/com.edgeml.Runtime.zip"
+    )
+
+
+def test_a_failed_component_version_is_an_error(runtime: Path, clients: tuple[Clients, Stubber]) -> None:
+    aws_clients, stubber = clients
+    stubber.add_response("list_component_versions", {"componentVersions": []}, {"arn": ARN})
+    stubber.add_response(
+        "create_component_version",
+        _created("1.0.0", state="FAILED", message="artifact not accessible"),
+        {"inlineRecipe": Captured()},
+    )
+    with pytest.raises(
+        PublishFailed, match=r"com\.edgeml\.Runtime 1\.0\.0: component version FAILED: artifact not"
+    ):
+        publish_project(runtime, bucket="edgeml-publish-failed", clients=aws_clients)
+
+
+def test_next_patch() -> None:
+    assert next_patch([]) == "1.0.0"
+    assert next_patch(["1.0.9", "1.0.10", "0.9.0", "not-a-version"]) == "1.0.11"
+    assert next_patch(["2.3.4-rc.1"]) == "2.3.5"
