@@ -60,9 +60,9 @@ class InferenceApp:
         self.streams = streams
         self.device = device
         self.loader = loader
-        if not config.model_directory:
-            raise ConfigInvalid("ModelDirectory", "no model directory configured")
-        model = loader(Path(config.model_directory), config.execution_providers, config.intra_op_threads)
+        if not config.model_root():
+            raise ConfigInvalid("ModelDirectory", "no model directory configured (nor MODEL_DIR)")
+        model = loader(Path(config.model_root()), config.execution_providers, config.intra_op_threads)
         self.models = ModelHolder(model)
         self.health = HealthMonitor(model.metadata.baseline, model.metadata.labels)
         self.second_model: LoadedModel | None = self._load_second(config)
@@ -77,7 +77,7 @@ class InferenceApp:
             )
             self.result_sinks.append(
                 AsyncSink(
-                    IoTCoreSink(ipc, lambda: (self.config.iot_core_topic, self.config.iot_core_qos)),
+                    IoTCoreSink(ipc, lambda: self.config.iot_core_route()),
                     queue_size,
                 )
             )
@@ -204,7 +204,7 @@ class InferenceApp:
                 source.stop()
             self.sources.clear()
             self._start_sources(new)
-        if (old.model_directory, old.execution_providers) != (new.model_directory, new.execution_providers):
+        if (old.model_root(), old.execution_providers) != (new.model_root(), new.execution_providers):
             self.swapper.check("configuration")
         if old.escalation_model_directory != new.escalation_model_directory:
             self.second_model = self._load_second(new)

@@ -48,7 +48,7 @@ class LowConfidenceCapture:
         config = self.config()
         confidence = result.confidence
         return (
-            bool(config.capture_directory)
+            bool(config.capture_bucket)
             and config.capture_sample_rate > 0
             and confidence is not None
             and confidence < config.confidence_threshold
@@ -62,7 +62,7 @@ class LowConfidenceCapture:
     def store(self, result: InferenceResult, payload: bytes) -> Path | None:
         """Writes the input if the budget allows; returns its path (None when over budget)."""
         config = self.config()
-        directory = Path(config.capture_directory)
+        directory = Path(config.capture_root())
         with self._lock:
             if self._used is None:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ class LowConfidenceCapture:
         partial.write_bytes(payload)
         partial.rename(path)
         self.captured += 1
-        if self.export is not None and config.capture_bucket:
+        if self.export is not None:
             label = result.prediction.label if result.prediction else "none"
             key = f"{config.capture_key_prefix.strip('/')}/{self.device}/{label}/{name}".lstrip("/")
             self.export(path, key)

@@ -8,6 +8,7 @@ empty string turns an optional output (topic, stream) off.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
@@ -30,7 +31,7 @@ class AppConfig:
     mode: Mode = "microbatch"
     interval_ms: int = 1000
     max_batch: int = 8
-    max_wait_ms: int = 5
+    max_wait_ms: int = 10
     input_directory: str = ""
     input_topic: str = ""
     http_port: int = 0  # 0: no HTTP endpoint; it always binds 127.0.0.1
@@ -57,6 +58,7 @@ class AppConfig:
     escalation_threshold: float = 0.0  # 0 turns the two-stage option off
     escalation_model_directory: str = ""
     model_poll_s: float = 5.0
+    thing_name: str = field(default_factory=lambda: os.environ.get("AWS_IOT_THING_NAME", "device"))
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -78,6 +80,18 @@ class AppConfig:
             raise ConfigInvalid("MaxBatch", "must be >= 1 in microbatch mode")
         if self.http_port and not 1024 <= self.http_port <= 65535:
             raise ConfigInvalid("HttpPort", "must be 0 (off) or 1024..65535")
+
+    def iot_core_route(self) -> tuple[str, int]:
+        """IoTCoreTopic with {iot:thingName} filled in (when the nucleus left it), and the QoS."""
+        return self.iot_core_topic.replace("{iot:thingName}", self.thing_name), self.iot_core_qos
+
+    def model_root(self) -> str:
+        """ModelDirectory, or when empty the MODEL_DIR environment variable (the recipe sets it)."""
+        return self.model_directory or os.environ.get("MODEL_DIR", "")
+
+    def capture_root(self) -> str:
+        """CaptureDirectory, or capture/ in the working (Greengrass work) folder when empty."""
+        return self.capture_directory or "capture"
 
     def replace(self, **changes: Any) -> AppConfig:
         return dataclasses.replace(self, **changes)

@@ -48,7 +48,7 @@ class ModelSwapper:
 
     def candidate(self) -> Path | None:
         """The folder the configuration points at now, or None when it holds no model."""
-        root = self.config().model_directory
+        root = self.config().model_root()
         if not root:
             return None
         try:
@@ -62,7 +62,7 @@ class ModelSwapper:
             directory = self.candidate()
             current = self.holder.current
             if directory is None:
-                root = self.config().model_directory
+                root = self.config().model_root()
                 if reason != "poll" and root and Path(root).resolve() != current.directory.resolve():
                     return self._fail(Path(root), reason, f"no metadata.json under {root}")
                 return False

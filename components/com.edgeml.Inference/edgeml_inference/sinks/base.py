@@ -25,7 +25,7 @@ class Sink(ABC):
 
 
 class AsyncSink:
-    """Runs `sink.send` on its own thread behind a bounded queue; `offer` never blocks (full: drop)."""
+    """Runs `sink.send` on a thread behind a bounded queue; `offer` never blocks (full: drop the oldest)."""
 
     def __init__(self, sink: Sink, max_queue: int = 1024) -> None:
         self.sink = sink
@@ -38,12 +38,19 @@ class AsyncSink:
         self._thread.start()
 
     def offer(self, payload: bytes) -> bool:
+        """Queues `payload`; when the queue is full the oldest queued message is dropped (False)."""
         try:
             self._queue.put_nowait(payload)
             return True
         except queue.Full:
-            self.dropped += 1
-            return False
+            pass
+        with contextlib.suppress(queue.Empty):
+            self._queue.get_nowait()
+            self._queue.task_done()
+        self.dropped += 1
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(payload)
+        return False
 
     def _work(self) -> None:
         while True:
