@@ -26,7 +26,9 @@ def access_control(**services: dict[str, Any]) -> dict[str, Any]:
 
 
 PUBSUB_ALL = access_control(
-    aws__greengrass__ipc__pubsub={"all": policy("aws.greengrass#PublishToTopic", "aws.greengrass#SubscribeToTopic")}
+    aws__greengrass__ipc__pubsub={
+        "all": policy("aws.greengrass#PublishToTopic", "aws.greengrass#SubscribeToTopic")
+    }
 )
 
 
@@ -35,7 +37,9 @@ def ipc_client(server: IpcServer, component: str) -> Iterator[GreengrassCoreIPCC
     """An unmodified V2 client connected as `component` (through the env the component would get)."""
     env = server.component_env(component)
     connection = awsiot.greengrasscoreipc.connect(
-        ipc_socket=env["AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"], authtoken=env["SVCUID"], timeout=5.0
+        ipc_socket=env["AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"],
+        authtoken=env["SVCUID"],
+        timeout=5.0,
     )
     client = GreengrassCoreIPCClientV2(client=connection)
     try:

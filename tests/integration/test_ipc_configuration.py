@@ -63,7 +63,9 @@ def test_update_configuration_merges_and_notifies_subscribers(server: IpcServer)
             value_to_merge={"threshold": 0.8, "labels": {"0": "zero"}},
             timestamp=datetime.datetime.now(),
         )
-        client.update_configuration(key_path=[], value_to_merge={"intervalMs": 250}, timestamp=datetime.datetime.now())
+        client.update_configuration(
+            key_path=[], value_to_merge={"intervalMs": 250}, timestamp=datetime.datetime.now()
+        )
         merged = client.get_configuration().value
         paths = {tuple(e.configuration_update_event.key_path) for e in events.wait_for(3)}
         watched = {tuple(e.configuration_update_event.key_path) for e in model_events.wait_for(2)}

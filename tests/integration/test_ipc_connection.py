@@ -46,10 +46,14 @@ def _read_frame(sock: socket.socket) -> bytes:
 
 def test_unknown_svcuid_is_refused_at_connect(server: IpcServer) -> None:
     with pytest.raises(AccessDeniedError):
-        awsiot.greengrasscoreipc.connect(ipc_socket=str(server.socket_path), authtoken="not-a-token", timeout=5.0)
+        awsiot.greengrasscoreipc.connect(
+            ipc_socket=str(server.socket_path), authtoken="not-a-token", timeout=5.0
+        )
 
 
-def test_component_env_is_all_a_default_client_needs(server: IpcServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_component_env_is_all_a_default_client_needs(
+    server: IpcServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in server.component_env("com.example.App").items():
         monkeypatch.setenv(key, value)
     client = GreengrassCoreIPCClientV2()
@@ -85,7 +89,9 @@ def test_corrupt_frame_closes_only_that_connection(server: IpcServer) -> None:
             frame[-1] ^= 0xFF  # break the message CRC
             raw.sendall(bytes(frame))
             assert raw.recv(1) == b""  # the server hung up on this client
-        client.publish_to_topic(topic="health", publish_message=PublishMessage(json_message=JsonMessage(message={})))
+        client.publish_to_topic(
+            topic="health", publish_message=PublishMessage(json_message=JsonMessage(message={}))
+        )
         events.wait_for(1)
 
 

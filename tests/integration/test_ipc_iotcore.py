@@ -42,7 +42,12 @@ def test_publish_to_iot_core_reaches_mqtt_log_and_cloud_twin(server: IpcServer, 
         client.publish_to_iot_core(topic_name="edgeml/dev-1/results", qos=QOS.AT_LEAST_ONCE, payload=payload)
     assert server.wait_iot_core_forwarded(10.0)
     (entry,) = server.mqtt_log
-    assert (entry.topic, entry.qos, entry.payload, entry.component) == ("edgeml/dev-1/results", 1, payload, APP)
+    assert (entry.topic, entry.qos, entry.payload, entry.component) == (
+        "edgeml/dev-1/results",
+        1,
+        payload,
+        APP,
+    )
     assert entry.forwarded is True and entry.error is None
     assert ("edgeml/dev-1/results", payload) in _published_to_moto()
 
@@ -51,7 +56,9 @@ def test_unreachable_cloud_is_recorded_and_the_call_still_succeeds(server: IpcSe
     # No `aws` fixture: AWS_ENDPOINT_URL points at a closed loopback port (tests/conftest.py).
     with ipc_client(server, APP) as client:
         for n in range(3):
-            client.publish_to_iot_core(topic_name="edgeml/dev-1/results", qos=QOS.AT_MOST_ONCE, payload=b"%d" % n)
+            client.publish_to_iot_core(
+                topic_name="edgeml/dev-1/results", qos=QOS.AT_MOST_ONCE, payload=b"%d" % n
+            )
     assert server.wait_iot_core_forwarded(30.0)
     assert [entry.payload for entry in server.mqtt_log] == [b"0", b"1", b"2"]
     assert all(entry.forwarded is False and entry.error for entry in server.mqtt_log)
@@ -66,9 +73,13 @@ def test_publish_outside_mqtt_policy_is_unauthorized(server: IpcServer) -> None:
 def test_subscribe_to_iot_core_receives_messages_from_the_cloud(server: IpcServer) -> None:
     events = Events()
     with ipc_client(server, APP) as client:
-        client.subscribe_to_iot_core(topic_name="edgeml/commands/#", qos=QOS.AT_LEAST_ONCE, on_stream_event=events)
+        client.subscribe_to_iot_core(
+            topic_name="edgeml/commands/#", qos=QOS.AT_LEAST_ONCE, on_stream_event=events
+        )
         with pytest.raises(UnauthorizedError):
-            client.subscribe_to_iot_core(topic_name="elsewhere/#", qos=QOS.AT_MOST_ONCE, on_stream_event=Events())
+            client.subscribe_to_iot_core(
+                topic_name="elsewhere/#", qos=QOS.AT_MOST_ONCE, on_stream_event=Events()
+            )
         assert server.publish_from_cloud("edgeml/commands/dev-1/reload", b'{"model": "1.1.0"}') == 1
         assert server.publish_from_cloud("edgeml/other", b"ignored") == 0
         (event,) = events.wait_for(1)

@@ -43,7 +43,11 @@ def test_get_component_details_within_access_control(server: IpcServer) -> None:
         details = client.get_component_details(component_name=MODEL).component_details
         with pytest.raises(UnauthorizedError):
             client.get_component_details(component_name=INFERENCE)
-    assert (details.component_name, details.version, details.state) == (MODEL, "1.0.0", LifecycleState.FINISHED)
+    assert (details.component_name, details.version, details.state) == (
+        MODEL,
+        "1.0.0",
+        LifecycleState.FINISHED,
+    )
     assert details.configuration == {"variant": "cpu-fp32"}
 
 

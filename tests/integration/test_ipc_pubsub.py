@@ -57,12 +57,16 @@ def test_binary_message_round_trip_with_wildcard_subscription(server: IpcServer)
                 publish_message=PublishMessage(binary_message=BinaryMessage(message=payload)),
             )
         publisher.publish_to_topic(
-            topic="frames/cam1/other", publish_message=PublishMessage(binary_message=BinaryMessage(message=b"x"))
+            topic="frames/cam1/other",
+            publish_message=PublishMessage(binary_message=BinaryMessage(message=b"x")),
         )
         received = events.wait_for(2)
         time.sleep(0.2)
     assert [event.binary_message.message for event in events.items] == [payload, payload]
-    assert [event.binary_message.context.topic for event in received] == ["frames/cam1/raw", "frames/cam2/raw"]
+    assert [event.binary_message.context.topic for event in received] == [
+        "frames/cam1/raw",
+        "frames/cam2/raw",
+    ]
 
 
 def test_receive_messages_from_others_skips_own_publications(server: IpcServer) -> None:
@@ -75,8 +79,12 @@ def test_receive_messages_from_others_skips_own_publications(server: IpcServer) 
             topic="chat", receive_mode=ReceiveMode.RECEIVE_MESSAGES_FROM_OTHERS, on_stream_event=own
         )
         subscriber.subscribe_to_topic(topic="chat", on_stream_event=everyone)
-        publisher.publish_to_topic(topic="chat", publish_message=PublishMessage(json_message=JsonMessage(message={})))
-        subscriber.publish_to_topic(topic="chat", publish_message=PublishMessage(json_message=JsonMessage(message={})))
+        publisher.publish_to_topic(
+            topic="chat", publish_message=PublishMessage(json_message=JsonMessage(message={}))
+        )
+        subscriber.publish_to_topic(
+            topic="chat", publish_message=PublishMessage(json_message=JsonMessage(message={}))
+        )
         everyone.wait_for(2)
         own.wait_for(1)
         time.sleep(0.2)
