@@ -13,7 +13,7 @@ from edgeml_inference.config import KEYS, AppConfig
 
 from edgeml.components.errors import GdkConfigInvalid, RecipeInvalid
 from edgeml.components.gdkconfig import load_gdk_config
-from edgeml.components.recipe import Recipe, load_recipe, lower_keys
+from edgeml.components.recipe import Recipe, check_file_size, load_recipe, lower_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -33,6 +33,7 @@ def _satisfies(version: str, requirement: str) -> bool:
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_is_valid_for_gdk(path: Path) -> None:
+    check_file_size(path)  # gdk's 16000-byte limit, comments included
     recipe = load_recipe(path)
     recipe.validate()  # gdk 1.6.2 recipe schema, keys lower-cased recursively as gdk does
     assert recipe.data["RecipeFormatVersion"] == "2020-01-25"

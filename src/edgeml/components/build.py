@@ -22,7 +22,15 @@ from pathlib import Path
 
 from edgeml.components.errors import BuildFailed, RecipeInvalid, UnknownComponent
 from edgeml.components.gdkconfig import CONFIG_FILE, GdkConfig, load_gdk_config
-from edgeml.components.recipe import BUILD_URI_PREFIX, S3_PREFIX, Recipe, get_key, load_recipe, set_key
+from edgeml.components.recipe import (
+    BUILD_URI_PREFIX,
+    S3_PREFIX,
+    Recipe,
+    check_file_size,
+    get_key,
+    load_recipe,
+    set_key,
+)
 from edgeml.components.zipbuild import write_zip
 
 
@@ -150,6 +158,7 @@ def build_project(project_dir: Path) -> BuildResult:
         raise BuildFailed(
             f"{project_dir / CONFIG_FILE}: build_system {config.build_system!r} needs gdk itself"
         )
+    check_file_size(config.recipe_file)
     recipe = load_recipe(config.recipe_file)
     recipe.validate()
     if recipe.name and recipe.name != config.component:

@@ -22,6 +22,8 @@ from edgeml.components.schema import RECIPE_SCHEMA, first_violation, pointer
 S3_PREFIX = "s3://"
 # gdk's artifact URI placeholders, replaced by `gdk component publish` (and `edgeml publish`).
 BUILD_URI_PREFIX = "s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION"
+# gdk refuses to build a recipe file larger than this (gdk/common/consts.py MAX_RECIPE_FILE_SIZE_BYTES).
+MAX_RECIPE_FILE_SIZE_BYTES = 16000
 
 
 def lower_keys(value: Any) -> Any:
@@ -108,6 +110,13 @@ class Recipe:
         if self.path.suffix == ".json":
             return json.dumps(self.data, indent=4) + "\n"
         return yaml.safe_dump(self.data, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def check_file_size(path: Path) -> None:
+    """Raises RecipeInvalid when the recipe file is over gdk's size limit (comments count)."""
+    size = path.stat().st_size
+    if size > MAX_RECIPE_FILE_SIZE_BYTES:
+        raise RecipeInvalid(f"{path}: {size} bytes, over gdk's limit of {MAX_RECIPE_FILE_SIZE_BYTES} bytes")
 
 
 def load_recipe(path: Path) -> Recipe:
