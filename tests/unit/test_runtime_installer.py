@@ -6,21 +6,28 @@ import base64
 import hashlib
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from edgeml_runtime.installer import (
     LOCK_FILE,
     MissingRequirements,
     UnsupportedPlatform,
     detect_platform,
+    lock_hash,
     requirements_file,
 )
 
-RUNTIME_DIR = Path(__file__).resolve().parents[2] / "components" / "com.edgeml.Runtime"
+from edgeml.components.build import build_project
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_DIR = ROOT / "components" / "com.edgeml.Runtime"
 
 
 def _wheel(wheelhouse: Path, name: str, version: str) -> Path:
@@ -179,3 +186,79 @@ def test_every_platform_has_pinned_requirements_for_cpu() -> None:
 def test_missing_gpu_requirements_names_what_exists() -> None:
     with pytest.raises(MissingRequirements, match=r"linux-armv7l-gpu.txt.*available: .*linux-x86_64.txt"):
         requirements_file(RUNTIME_DIR / "requirements", "linux-armv7l", "gpu")
+
+
+def _nucleus_install_step(
+    tmp_path: Path, overrides: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Builds the Runtime component, unpacks its zip as the nucleus does and runs this platform's Install
+    script with the recipe variables interpolated (DefaultConfiguration merged with `overrides`)."""
+    machine = platform.machine().lower()
+    architecture = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
+        machine
+    )
+    if architecture is None:
+        pytest.skip(f"no Runtime manifest to try on {machine}")
+    (tmp_path / "repo" / "recipes").mkdir(parents=True)
+    recipe_path = ROOT / "recipes" / "com.edgeml.Runtime.yaml"
+    shutil.copyfile(recipe_path, tmp_path / "repo" / "recipes" / recipe_path.name)
+    project = tmp_path / "repo" / "components" / "com.edgeml.Runtime"
+    shutil.copytree(RUNTIME_DIR, project, symlinks=True, ignore=shutil.ignore_patterns("greengrass-build"))
+    [artifact] = build_project(project).artifacts
+
+    root = tmp_path / "greengrass"
+    decompressed = root / "packages" / "artifacts-unarchived" / "com.edgeml.Runtime" / "1.0.0"
+    with zipfile.ZipFile(artifact) as archive:
+        archive.extractall(decompressed / "com.edgeml.Runtime")
+    work = root / "work" / "com.edgeml.Runtime"
+    work.mkdir(parents=True, exist_ok=True)
+
+    recipe = yaml.safe_load(recipe_path.read_text())
+    [manifest] = [m for m in recipe["Manifests"] if m["Platform"]["architecture"] == architecture]
+    install = manifest["Lifecycle"]["Install"]
+    configuration = {**recipe["ComponentConfiguration"]["DefaultConfiguration"], **overrides}
+    variables = {"{artifacts:decompressedPath}": str(decompressed)}
+    variables |= {f"{{configuration:/{key}}}": str(value) for key, value in configuration.items()}
+
+    def interpolate(text: str) -> str:
+        for variable, value in variables.items():
+            text = text.replace(variable, value)
+        return text
+
+    env = {**os.environ, **{k: interpolate(v) for k, v in install["Setenv"].items()}}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    result = subprocess.run(
+        ["sh", "-c", interpolate(install["Script"])],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result, root
+
+
+def test_recipe_install_step_runs_the_installer_from_the_built_artifact(tmp_path: Path) -> None:
+    result, _ = _nucleus_install_step(tmp_path, {"WheelhouseDir": str(tmp_path / "no-wheels")})
+    # Module found through Setenv PYTHONPATH, options parsed, requirements found inside the artifact.
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: WheelhouseDir {tmp_path / 'no-wheels'}: no such directory"
+
+
+def test_default_venv_root_is_the_runtime_work_folder(tmp_path: Path) -> None:
+    # A venv whose lock matches what the recipe asks for: the Install step leaves it alone, which shows
+    # where the default VenvRoot (relative to the work folder) lands.
+    machine_platform = detect_platform()
+    requirements = requirements_file(RUNTIME_DIR / "requirements", machine_platform, "cpu").read_text()
+    venv = tmp_path / "greengrass" / "work" / "com.edgeml.Runtime" / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    (venv / LOCK_FILE).write_text(
+        json.dumps({"hash": lock_hash(requirements, machine_platform, "cpu", version)})
+    )
+    result, root = _nucleus_install_step(tmp_path, {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("edgeml-runtime: unchanged ")
+    reported = Path(result.stdout.split()[2])
+    assert reported.resolve() == (root / "work" / "com.edgeml.Runtime" / "venv").resolve()

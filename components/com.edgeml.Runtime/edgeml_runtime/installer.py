@@ -181,8 +181,6 @@ def _build(request: InstallRequest, requirements: Path, digest: str, version: st
     _run([request.python, "-m", "venv", str(root)], deadline, request.timeout_s, f"creating venv {root}")
     pip = [str(root / "bin" / "python"), "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
     if request.wheelhouse is not None:
-        if not request.wheelhouse.is_dir():
-            raise InstallFailed(f"WheelhouseDir {request.wheelhouse}: no such directory")
         pip += ["--no-index", "--find-links", str(request.wheelhouse)]
     pip += ["-r", str(requirements)]
     _run(pip, deadline, request.timeout_s, f"pip install -r {requirements.name}")
@@ -201,6 +199,8 @@ def install(request: InstallRequest) -> InstallResult:
     if request.timeout_s <= 0:
         raise InstallerError(f"InstallTimeoutS {request.timeout_s:g}: expected a positive number of seconds")
     requirements = requirements_file(request.requirements_dir, request.platform, request.accelerator)
+    if request.wheelhouse is not None and not request.wheelhouse.is_dir():
+        raise InstallerError(f"WheelhouseDir {request.wheelhouse}: no such directory")
     version = python_version(request.python)
     digest = lock_hash(
         requirements.read_text(encoding="utf-8"), request.platform, request.accelerator, version
