@@ -60,6 +60,10 @@ class Pipeline:
         """One request, answered synchronously (no queue)."""
         return self.process([Request(payload, source)])[0]
 
+    def process_payloads(self, payloads: list[bytes], source: str = "direct") -> list[InferenceResult]:
+        """One batch of payloads, answered synchronously (no queue)."""
+        return self.process([Request(payload, source) for payload in payloads])
+
     def process(self, requests: list[Request]) -> list[InferenceResult]:
         """Answers every request (an error result for a bad one) and resolves its future."""
         config = self.config()

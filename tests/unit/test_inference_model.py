@@ -1,0 +1,83 @@
+"""Loading the real digits model: metadata, sha256 verification, version resolution, backends."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgeml_inference.backends.onnxruntime import choose_providers
+from edgeml_inference.exceptions import BackendUnavailable, ModelLoadError
+from edgeml_inference.metadata import resolve_model_directory
+from edgeml_inference.model import load_model
+from inference_kit import DIGITS, bare_predictions, holdout, write_model_dir
+
+
+def test_loads_and_answers_like_the_bare_session(tmp_path: Path) -> None:
+    model = load_model(write_model_dir(tmp_path / "m"))
+    x, _ = holdout()
+    logits = model.backend.run(x[:64])
+    assert np.array_equal(np.argmax(logits, axis=1), bare_predictions(x[:64]))
+    assert model.metadata.labels == tuple(str(digit) for digit in range(10))
+    assert model.backend.providers == ("CPUExecutionProvider",)
+
+
+def test_a_tampered_model_file_is_refused(tmp_path: Path) -> None:
+    directory = write_model_dir(tmp_path / "m")
+    with (directory / "model.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelLoadError, match="sha256"):
+        load_model(directory)
+
+
+def test_a_missing_listed_file_is_refused(tmp_path: Path) -> None:
+    directory = write_model_dir(tmp_path / "m")
+    metadata = json.loads((directory / "metadata.json").read_text())
+    metadata["files"]["labels.json"] = "0" * 64
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ModelLoadError, match=r"labels\.json"):
+        load_model(directory)
+
+
+def test_the_newest_version_under_a_component_root_is_chosen(tmp_path: Path) -> None:
+    write_model_dir(tmp_path / "1.0.0" / "linux-amd64", version="1.0.0")
+    write_model_dir(tmp_path / "1.10.0" / "linux-amd64", version="1.10.0")
+    write_model_dir(tmp_path / "1.2.0" / "linux-amd64", version="1.2.0")
+    assert resolve_model_directory(tmp_path) == tmp_path / "1.10.0" / "linux-amd64"
+
+
+def test_unavailable_execution_providers_fall_back_to_cpu_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        chosen = choose_providers(("TensorRT", "CUDA", "CPU"), ["CPUExecutionProvider"])
+    assert chosen == ["CPUExecutionProvider"]
+    assert "TensorRT" in caplog.text and "CUDA" in caplog.text
+
+
+def test_available_providers_keep_their_order() -> None:
+    available = ["CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(("OpenVINO", "CUDA"), available) == [
+        "OpenVINOExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+
+
+def test_loading_with_cuda_configured_runs_on_cpu_here(tmp_path: Path) -> None:
+    model = load_model(write_model_dir(tmp_path / "m"), providers=("CUDA", "CPU"))
+    assert "CPUExecutionProvider" in model.backend.providers
+
+
+def test_a_neo_artifact_without_dlr_installed_says_so(tmp_path: Path) -> None:
+    directory = write_model_dir(tmp_path / "m", framework="dlr")
+    with pytest.raises(ModelLoadError) as raised:
+        load_model(directory)
+    assert isinstance(raised.value.__cause__, BackendUnavailable)
+    assert "dlr" in str(raised.value)
+
+
+def test_the_committed_model_is_what_the_kit_copies() -> None:
+    assert (DIGITS / "model.onnx").stat().st_size > 0
