@@ -189,3 +189,65 @@ def test_next_patch() -> None:
     assert next_patch([]) == "1.0.0"
     assert next_patch(["1.0.9", "1.0.10", "0.9.0", "not-a-version"]) == "1.0.11"
     assert next_patch(["2.3.4-rc.1"]) == "2.3.5"
+
+
+def test_a_custom_build_publishes_the_version_it_staged(
+    tmp_path: Path, clients: tuple[Clients, Stubber]
+) -> None:
+    # Like the model component: the build hook stages a real version with its own artifact URIs.
+    aws_clients, stubber = clients
+    project = tmp_path / "components" / "Model"
+    project.mkdir(parents=True)
+    config = {
+        "component": {
+            "com.example.model.M": {
+                "author": "edgeml",
+                "version": "NEXT_PATCH",
+                "build": {"build_system": "custom", "custom_build_command": ["python3", "stage.py"]},
+                "publish": {"bucket": "edgeml-artifacts", "region": REGION},
+            }
+        },
+        "gdk_version": "1.6.2",
+    }
+    (project / "gdk-config.json").write_text(json.dumps(config))
+    recipe = {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": "com.example.model.M",
+        "ComponentVersion": "1.2.3",
+        "Manifests": [
+            {
+                "Platform": {"os": "linux", "architecture": "amd64"},
+                "Artifacts": [
+                    {
+                        "Uri": "s3://edgeml-artifacts/com.example.model.M/1.2.3/linux-amd64.zip",
+                        "Unarchive": "ZIP",
+                        "Digest": "abc=",
+                        "Algorithm": "SHA-256",
+                    }
+                ],
+            }
+        ],
+    }
+    (project / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (project / "stage.py").write_text(
+        "import pathlib, shutil\n"
+        "b = pathlib.Path('greengrass-build')\n"
+        "shutil.copyfile('recipe.yaml', b / 'recipes' / 'com.example.model.M-1.2.3.yaml')\n"
+        "(b / 'artifacts/com.example.model.M/1.2.3').mkdir(parents=True)\n"
+        "(b / 'artifacts/com.example.model.M/1.2.3/linux-amd64.zip').write_bytes(b'model')\n"
+    )
+    inline = Captured()
+    created = {**_created("1.2.3"), "componentName": "com.example.model.M"}
+    stubber.add_response("create_component_version", created, {"inlineRecipe": inline})
+
+    result = publish_project(project, bucket="edgeml-publish-custom", clients=aws_clients)
+
+    assert result.version == "1.2.3"  # no ListComponentVersions call: the Stubber would fail on one
+    published = yaml.safe_load(inline.value)
+    [artifact] = published["Manifests"][0]["Artifacts"]
+    assert artifact["Uri"] == "s3://edgeml-publish-custom/com.example.model.M/1.2.3/linux-amd64.zip"
+    assert artifact["Digest"] == "abc="
+    body = aws_clients.s3.get_object(
+        Bucket="edgeml-publish-custom", Key="com.example.model.M/1.2.3/linux-amd64.zip"
+    )
+    assert body["Body"].read() == b"model"
