@@ -1,0 +1,263 @@
+"""`python -m edgeml_inference` as a process against the device twins, with the unmodified SDK clients.
+
+The app reads its configuration over IPC (IPC twin), takes inputs from a directory, the loopback HTTP endpoint
+and a local topic, and writes results to a Stream Manager stream (Stream Manager twin) that exports to Kinesis
+on the cloud twin (moto). The test reads the results back from the stream and from Kinesis, sees the IoT Core
+publishes in the twin's MQTT log, rejects an invalid configuration update, applies a valid one live and hot
+swaps the model after a component update.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from stream_manager import ReadMessagesOptions, StreamManagerClient
+
+from edgeml.twin.cloud.motoserver import MotoServer
+from edgeml.twin.device.ipc import IpcServer
+from edgeml.twin.device.streammanager.server import StreamManagerServer
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "unit"))
+from inference_kit import holdout, png, write_model_dir  # noqa: E402
+
+COMPONENT = "com.edgeml.Inference"
+THING = "edgeml-it-core"
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def recipe_configuration() -> dict[str, Any]:
+    recipe = yaml.safe_load((REPO / "recipes" / f"{COMPONENT}.yaml").read_text())
+    text = json.dumps(recipe["ComponentConfiguration"]["DefaultConfiguration"]).replace(
+        "{iot:thingName}", THING
+    )
+    configuration: dict[str, Any] = json.loads(text)
+    return configuration
+
+
+def kinesis_payloads(name: str) -> list[bytes]:
+    kinesis = boto3.client("kinesis")
+    (shard,) = kinesis.list_shards(StreamName=name)["Shards"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    payloads: list[bytes] = []
+    while iterator:
+        page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+        payloads += [record["Data"] for record in page["Records"]]
+        if not page["Records"]:
+            break
+        iterator = page.get("NextShardIterator")
+    return payloads
+
+
+def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/v1/infer", body=body)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def healthy(port: int) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        connection.request("GET", "/v1/health")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+
+
+class Device:
+    """The twins and the app process of one simulated core device."""
+
+    def __init__(self, root: Path, kinesis_stream: str) -> None:
+        self.root = root
+        self.model_root = root / "artifacts" / "com.edgeml.model.Digits"
+        write_model_dir(self.model_root / "1.0.0" / "linux-amd64", version="1.0.0")
+        self.work = root / "work"
+        self.work.mkdir()
+        self.port = free_port()
+        self.configuration = recipe_configuration()
+        self.configuration.update(
+            {
+                "ModelDirectory": str(self.model_root),
+                "InputDirectory": str(self.work / "input"),
+                "HttpPort": self.port,
+                "ResultKinesisStream": kinesis_stream,
+                "StreamMaxBytes": 8 * 1024 * 1024,
+                "HealthIntervalS": 0.5,
+                "ModelPollS": 0,
+                "MaxWaitMs": 2,
+            }
+        )
+        self.ipc = IpcServer().start()
+        self.ipc.register_component(COMPONENT, self.configuration)
+        self.streams = StreamManagerServer(root / "streammanager").start()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = root / "app.log"
+        self.stopped = False
+
+    def start_app(self) -> None:
+        env = {
+            **os.environ,
+            **self.ipc.component_env(COMPONENT),
+            **self.streams.client_env(),
+            "AWS_IOT_THING_NAME": THING,
+            "PYTHONPATH": str(REPO / "components" / COMPONENT),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "edgeml_inference"], cwd=self.work, env=env, stdout=log, stderr=log
+            )
+        wait_for(lambda: healthy(self.port) or self.process is None or self.process.poll() is not None, "app")
+        assert self.process.poll() is None, self.log.read_text()
+
+    def stop(self) -> int | None:
+        """SIGTERM (as the nucleus stops a component), then the twins; returns the app's exit code."""
+        code = None
+        if self.stopped:
+            return None
+        self.stopped = True
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                code = self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.streams.stop()
+        self.ipc.stop()
+        return code
+
+    def read_stream(self, name: str, count: int) -> list[dict[str, Any]]:
+        with StreamManagerClient(port=self.streams.port) as client:
+            messages = client.read_messages(
+                name,
+                ReadMessagesOptions(
+                    desired_start_sequence_number=0, min_message_count=count, read_timeout_millis=10000
+                ),
+            )
+        return [json.loads(message.payload) for message in messages]
+
+
+@pytest.fixture()
+def device(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Device]:
+    name = f"edgeml-results-{uuid.uuid4().hex[:8]}"
+    kinesis = boto3.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    short = Path(f"/tmp/edgeml-it-{uuid.uuid4().hex[:8]}")  # short paths for the Unix socket and store
+    short.mkdir()
+    running = Device(short, name)
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", running.streams.auth_token)
+    try:
+        running.start_app()
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(short, ignore_errors=True)
+        del tmp_path
+
+
+def test_results_reach_the_stream_kinesis_and_iot_core(device: Device) -> None:
+    x, _ = holdout()
+    inputs = device.work / "input"
+    for index in range(3):
+        (inputs / f"digit{index}.png.tmp").write_bytes(png(x[index]))
+        os.replace(inputs / f"digit{index}.png.tmp", inputs / f"digit{index}.png")
+    (inputs / "broken.png").write_bytes(b"\x89PNG but not really")
+    status, body = post(device.port, png(x[10]))
+    assert status == 200 and body["status"] == "ok"
+    status, body = post(device.port, b"garbage")
+    assert status == 422 and body["reason"] == "corrupt_image"
+    device.ipc.publish_local("edgeml/inference/input", png(x[11]))
+
+    results = wait_for(
+        lambda: (
+            len(device.read_stream("EdgemlInferenceResults", 7)) >= 7
+            and device.read_stream("EdgemlInferenceResults", 7)
+        ),
+        "7 results in the stream",
+    )
+    sources = sorted(result["source"] for result in results)
+    assert sources.count("http") == 2 and "topic:edgeml/inference/input" in sources
+    assert {s for s in sources if s.startswith("file:")} == {f"file:digit{i}.png" for i in range(3)} | {
+        "file:broken.png"
+    }
+    assert wait_for(lambda: (inputs / "done" / "digit0.png").exists(), "file moved to done/")
+    assert (inputs / "failed" / "broken.png").exists()
+
+    name = device.configuration["ResultKinesisStream"]
+    exported = wait_for(lambda: len(kinesis_payloads(name)) >= 7 and kinesis_payloads(name), "Kinesis export")
+    assert {json.loads(payload)["request_id"] for payload in exported} >= {r["request_id"] for r in results}
+
+    topics = wait_for(lambda: {entry.topic for entry in device.ipc.mqtt_log}, "IoT Core publishes")
+    assert topics == {f"edgeml/{THING}/inference/results"}
+    assert {entry.qos for entry in device.ipc.mqtt_log} == {1}
+
+    health = wait_for(
+        lambda: [m for m in device.read_stream("EdgemlInferenceHealth", 1) if m.get("kind") == "health"],
+        "health in its stream",
+    )
+    assert health[0]["model"]["name"] == "digits"
+    assert device.stop() == 0  # SIGTERM: drains, flushes its sinks and exits cleanly
+
+
+def test_live_configuration_validation_and_hot_swap(device: Device) -> None:
+    x, _ = holdout()
+    bad = {**device.configuration, "MaxBatch": 0}
+    report = device.ipc.push_configuration_update(COMPONENT, bad)
+    assert not report.accepted and "MaxBatch" in (report.message or "")
+    good = {**device.configuration, "TopK": 1}
+    assert device.ipc.push_configuration_update(COMPONENT, good).accepted
+    wait_for(lambda: len(post(device.port, png(x[0]))[1].get("top_k", [])) == 1, "TopK 1 applied live")
+
+    write_model_dir(device.model_root / "1.1.0" / "linux-amd64", version="1.1.0")
+    deferrals = device.ipc.announce_component_update(
+        "deployment-1", {"com.edgeml.model.Digits": "1.1.0"}, wait_s=10
+    )
+    assert deferrals == []
+    wait_for(lambda: post(device.port, png(x[1]))[1].get("model_version") == "1.1.0", "new model serving")
+    assert device.ipc.reported_states(COMPONENT) == []
+
+    broken = write_model_dir(device.model_root / "1.2.0" / "linux-amd64", version="1.2.0")
+    (broken / "model.onnx").write_bytes(b"tampered")
+    device.ipc.announce_component_update("deployment-2", {"com.edgeml.model.Digits": "1.2.0"}, wait_s=10)
+    wait_for(lambda: "ERRORED" in device.ipc.reported_states(COMPONENT), "ERRORED reported")
+    status, body = post(device.port, png(x[2]))
+    assert status == 200 and body["model_version"] == "1.1.0"  # the old model keeps serving
+    assert device.process is not None and device.process.poll() is None
