@@ -23,6 +23,7 @@ from edgeml_inference.hotswap import ModelSwapper
 from edgeml_inference.ipc import IpcClient
 from edgeml_inference.model import LoadedModel, ModelHolder, load_model
 from edgeml_inference.pipeline import Batcher, Pipeline
+from edgeml_inference.preprocess import Payload
 from edgeml_inference.results import InferenceResult
 from edgeml_inference.sinks.base import AsyncSink
 from edgeml_inference.sinks.iotcore import IoTCoreSink
@@ -157,7 +158,7 @@ class InferenceApp:
     def wait(self) -> None:
         self._stop.wait()
 
-    def submit(self, payload: bytes, source: str = "direct") -> Future[InferenceResult]:
+    def submit(self, payload: Payload, source: str = "direct") -> Future[InferenceResult]:
         return self.batcher.submit(payload, source)
 
     # configuration
@@ -276,13 +277,13 @@ class InferenceApp:
 
     # outputs
 
-    def _publish_result(self, result: InferenceResult, payload: bytes) -> None:
+    def _publish_result(self, result: InferenceResult, payload: Payload) -> None:
         if self.result_sinks:
             encoded = result.to_json_bytes()
             for sink in self.result_sinks:
                 sink.offer(encoded)
 
-    def _maybe_capture(self, result: InferenceResult, payload: bytes) -> None:
+    def _maybe_capture(self, result: InferenceResult, payload: Payload) -> None:
         if not self.capture.wants(result):
             return
         if not self._capture_backlog.acquire(blocking=False):

@@ -10,11 +10,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from edgeml_inference.config import AppConfig
+from edgeml_inference.preprocess import Payload
 from edgeml_inference.results import InferenceResult
 
 _log = logging.getLogger(__name__)
-_SUFFIXES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"BM": ".bmp", b"{": ".json"}
+_SUFFIXES = {
+    b"\x93NUMPY": ".npy",
+    b"\x89PNG": ".png",
+    b"\xff\xd8\xff": ".jpg",
+    b"GIF8": ".gif",
+    b"BM": ".bmp",
+    b"{": ".json",
+}
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def suffix_for(payload: bytes) -> str:
@@ -55,12 +73,14 @@ class LowConfidenceCapture:
             and self.rng.random() < config.capture_sample_rate
         )
 
-    def __call__(self, result: InferenceResult, payload: bytes) -> None:
+    def __call__(self, result: InferenceResult, payload: Payload) -> None:
         if self.wants(result):
             self.store(result, payload)
 
-    def store(self, result: InferenceResult, payload: bytes) -> Path | None:
+    def store(self, result: InferenceResult, payload: Payload) -> Path | None:
         """Writes the input if the budget allows; returns its path (None when over budget)."""
+        if isinstance(payload, np.ndarray):
+            payload = encode_npy(payload)
         config = self.config()
         directory = Path(config.capture_root())
         with self._lock:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from edgeml_inference.config import AppConfig
 from edgeml_inference.model import LoadedModel
+from edgeml_inference.preprocess import Payload
 from edgeml_inference.results import InferenceResult
 
 _log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class Escalator:
         self.second = second
         self.escalated = 0
 
-    def __call__(self, result: InferenceResult, payload: bytes) -> None:
+    def __call__(self, result: InferenceResult, payload: Payload) -> None:
         config = self.config()
         confidence = result.confidence
         if (
@@ -43,7 +44,7 @@ class Escalator:
             self.forward(config.escalation_topic, result.to_json_bytes())
 
     @staticmethod
-    def _second_opinion(model: LoadedModel, payload: bytes, config: AppConfig) -> dict[str, object]:
+    def _second_opinion(model: LoadedModel, payload: Payload, config: AppConfig) -> dict[str, object]:
         from edgeml_inference.exceptions import BadInput, BadOutput
 
         meta = model.metadata

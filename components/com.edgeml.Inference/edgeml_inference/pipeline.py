@@ -23,17 +23,18 @@ from edgeml_inference.config import AppConfig
 from edgeml_inference.exceptions import BadInput, BadOutput
 from edgeml_inference.health import HealthMonitor
 from edgeml_inference.model import LoadedModel, ModelHolder
+from edgeml_inference.preprocess import Payload, payload_size
 from edgeml_inference.results import InferenceResult, error_result
 
 _log = logging.getLogger(__name__)
-ResultHook = Callable[[InferenceResult, bytes], None]
+ResultHook = Callable[[InferenceResult, Payload], None]
 
 
 @dataclass
 class Request:
     """One input waiting for an answer."""
 
-    payload: bytes
+    payload: Payload
     source: str
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     received: float = field(default_factory=time.perf_counter)
@@ -56,11 +57,11 @@ class Pipeline:
         self.hooks: list[ResultHook] = list(hooks or [])
         self.batches = 0
 
-    def infer(self, payload: bytes, source: str = "direct") -> InferenceResult:
+    def infer(self, payload: Payload, source: str = "direct") -> InferenceResult:
         """One request, answered synchronously (no queue)."""
         return self.process([Request(payload, source)])[0]
 
-    def process_payloads(self, payloads: list[bytes], source: str = "direct") -> list[InferenceResult]:
+    def process_payloads(self, payloads: list[Payload], source: str = "direct") -> list[InferenceResult]:
         """One batch of payloads, answered synchronously (no queue)."""
         return self.process([Request(payload, source) for payload in payloads])
 
@@ -83,10 +84,11 @@ class Pipeline:
         tensors: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
         for position, request in enumerate(requests):
             try:
-                if len(request.payload) > config.max_payload_bytes:
+                size = payload_size(request.payload)
+                if size > config.max_payload_bytes:
                     raise BadInput(
                         "payload_too_large",
-                        f"{len(request.payload)} bytes > MaxPayloadBytes {config.max_payload_bytes}",
+                        f"{size} bytes > MaxPayloadBytes {config.max_payload_bytes}",
                     )
                 tensor = model.preprocess(request.payload)
                 tensors.setdefault(tensor.shape, []).append((position, tensor))
@@ -177,7 +179,7 @@ class Batcher:
         self._thread.start()
         return self
 
-    def submit(self, payload: bytes, source: str, request_id: str | None = None) -> Future[InferenceResult]:
+    def submit(self, payload: Payload, source: str, request_id: str | None = None) -> Future[InferenceResult]:
         """Queues one request; the future always resolves (an error result when full or closed)."""
         request = Request(payload, source) if request_id is None else Request(payload, source, request_id)
         if self._stopped.is_set():

@@ -37,6 +37,14 @@ _DECODE_ERRORS = (
 MAX_IMAGE_PIXELS = 50_000_000  # a decompression bomb is a bad input, not an out-of-memory
 
 
+Payload = bytes | np.ndarray
+"""What a request carries: encoded bytes (image or JSON tensor) or, from in-process callers, an array."""
+
+
+def payload_size(payload: Payload) -> int:
+    return int(payload.nbytes) if isinstance(payload, np.ndarray) else len(payload)
+
+
 class Preprocessor:
     """Decodes and normalises inputs for one model; `sample_shape` is the input shape without the batch."""
 
@@ -53,8 +61,10 @@ class Preprocessor:
         self._std = np.asarray(self.config.std, dtype=np.float32)
         self._channels = channels
 
-    def __call__(self, payload: bytes) -> np.ndarray:
-        """One sample (no batch axis). JSON objects are tensors, anything else is decoded as an image."""
+    def __call__(self, payload: Payload) -> np.ndarray:
+        """One sample (no batch axis): arrays and JSON objects are tensors, other bytes are images."""
+        if isinstance(payload, np.ndarray):
+            return self.tensor(payload)
         if not payload:
             raise BadInput("empty_input", "the payload is empty")
         if payload[:1] in (b"{", b"[") or payload.lstrip()[:1] == b"{":
