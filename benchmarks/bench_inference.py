@@ -1,0 +1,372 @@
+"""Device inference app (edgeml_inference) vs bare `InferenceSession.run`, on this CPU, in the same run.
+
+Same model files, same pre-processed input tensors, ONNX Runtime's CPU EP pinned to one intra-op thread on
+both sides. The app path is the one every source uses: submit to the batching queue -> worker thread ->
+pre-processing checks -> backend -> softmax/top-k -> result object -> result hooks (two IPC sinks behind
+their bounded queues, with a no-op IPC client) -> future resolved. Batch 1 runs in continuous mode (submit,
+wait, submit...); batch 32 in microbatch mode (32 submitted, answered in one backend run; a fixed-batch model
+such as the EfficientNet-Lite0 export runs 32 times at batch 1 on both sides). Bare and app rounds are
+interleaved so that noise on a shared machine hits both alike.
+
+Also: the result sinks' share of a frame (time spent on the inference thread encoding and queueing the
+result, over the whole frame), cold start of `python -m edgeml_inference` to the first HTTP answer, and
+the resident memory of the app process next to a bare process holding the same session.
+Targets: app >= 0.95x bare throughput; sink share <= 5 %; cold start < 2 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"
+APP_PATH = REPO / "components" / "com.edgeml.Inference"
+if str(APP_PATH) not in sys.path:
+    sys.path.insert(0, str(APP_PATH))
+
+from edgeml_inference.app import InferenceApp  # noqa: E402
+from edgeml_inference.config import AppConfig  # noqa: E402
+from edgeml_inference.results import InferenceResult  # noqa: E402
+
+TARGET_RATIO = 0.95
+TARGET_SINK_SHARE = 0.05
+TARGET_COLD_START_S = 2.0
+ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    model_dir: Path
+    inputs: np.ndarray  # N x sample shape, pre-processed
+    frames_b1: int
+    frames_b32: int
+
+
+class NullIpc:
+    """IPC client whose publishes cost nothing (the sinks' own cost is what is measured)."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_dir(source: Path, card_path: Path, out: Path, name: str, input_shape: list[int]) -> Path:
+    """An artifact folder as the model component unpacks it: the model and its metadata.json."""
+    card = json.loads(card_path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, out / "model.onnx")
+    metadata = {
+        "schema": "edgeml.model-metadata/1",
+        "name": name,
+        "version": "1.0.0",
+        "framework": "onnx",
+        "target": "cpu-fp32",
+        "model_file": "model.onnx",
+        "input": {"name": "input", "shape": input_shape, "dtype": "float32", "layout": "NCHW"},
+        "output": {"name": "logits", "kind": card.get("output_kind", "logits")},
+        "preprocessing": card["preprocessing"],
+        "postprocessing": card.get("postprocessing", {"softmax": True, "top_k": 3}),
+        "labels": card["labels"],
+        "baseline": card.get("baseline", {}),
+        "files": {"model.onnx": _sha256(out / "model.onnx")},
+    }
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
+    return out
+
+
+def workloads() -> list[Workload]:
+    from edgeml.model.datasets import digits_split
+
+    out = BUILD / "bench-inference"
+    _, _, holdout = digits_split()
+    digits_dir = model_dir(
+        REPO / "models" / "digits" / "model.onnx",
+        REPO / "models" / "digits" / "model-card.json",
+        out / "digits",
+        "digits",
+        [1, 1, 8, 8],
+    )
+    loads = [Workload("digits", digits_dir, holdout.x, 2000, 2048)]
+    try:
+        from edgeml.model.zoo.efficientnet import cached_efficientnet_lite0
+        from edgeml.model.zoo.images import imagenet_preprocess, sample_images
+
+        source = cached_efficientnet_lite0(BUILD / "models")
+        images = np.concatenate([imagenet_preprocess(image) for image in sample_images()])
+        effnet_dir = model_dir(
+            source, source.parent / "model-card.json", out / "effnet", "efficientnet-lite0", [1, 3, 224, 224]
+        )
+        loads.append(Workload("efficientnet-lite0", effnet_dir, images, 60, 64))
+    except Exception as error:  # torch or the zoo module missing: digits only
+        print(f"EfficientNet-Lite0 skipped: {error}")
+    return loads
+
+
+def bare_session(model: Path) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def bare_rate(session: Any, inputs: np.ndarray, frames: int, batch: int) -> float:
+    """Samples per second of bare session.run (chunks of `batch`, or batch 1 for a fixed-batch model)."""
+    fixed = session.get_inputs()[0].shape[0]
+    step = 1 if isinstance(fixed, int) else batch
+    count = len(inputs)
+    start = time.perf_counter()
+    done = 0
+    while done < frames:
+        for offset in range(0, batch, step):
+            index = (done + offset) % count
+            chunk = inputs[index : index + step]
+            if len(chunk) < step:
+                chunk = inputs[:step]
+            session.run(None, {"input": chunk})
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
+def app_for(load: Workload, batch: int, with_sinks: bool) -> InferenceApp:
+    config = AppConfig(
+        model_directory=str(load.model_dir),
+        mode="continuous" if batch == 1 else "microbatch",
+        max_batch=batch,
+        max_wait_ms=50,
+        health_interval_s=3600,
+        model_poll_s=0,
+        max_payload_bytes=64 * 1024 * 1024,
+    )
+    return InferenceApp(config, NullIpc() if with_sinks else None).start()  # type: ignore[arg-type]
+
+
+def app_rate(app: InferenceApp, inputs: np.ndarray, frames: int, batch: int) -> float:
+    count = len(inputs)
+    start = time.perf_counter()
+    done = 0
+    while done < frames:
+        futures = [app.submit(inputs[(done + offset) % count], "bench") for offset in range(batch)]
+        for future in futures:
+            result: InferenceResult = future.result(60)
+            if not result.ok:
+                raise RuntimeError(f"benchmark input refused: {result.reason} {result.detail}")
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    batch: int
+    bare: float
+    app: float
+    sink_share: float
+
+
+def measure(load: Workload, batch: int) -> Row:
+    session = bare_session(load.model_dir / "model.onnx")
+    frames = load.frames_b1 if batch == 1 else load.frames_b32
+    app = app_for(load, batch, with_sinks=True)
+    sink_time = [0.0]
+    index = app.pipeline.hooks.index(app._publish_result)
+    publish = app.pipeline.hooks[index]
+
+    def timed(result: InferenceResult, payload: Any) -> None:
+        start = time.perf_counter()
+        publish(result, payload)
+        sink_time[0] += time.perf_counter() - start
+
+    app.pipeline.hooks[index] = timed
+    try:
+        bare_rate(session, load.inputs, max(batch, frames // 10), batch)  # warm-up
+        app_rate(app, load.inputs, max(batch, frames // 10), batch)
+        bare, ours, app_seconds, sink_seconds = [], [], 0.0, 0.0
+        for _ in range(ROUNDS):
+            bare.append(bare_rate(session, load.inputs, frames // ROUNDS, batch))
+            sink_time[0] = 0.0
+            rate = app_rate(app, load.inputs, frames // ROUNDS, batch)
+            ours.append(rate)
+            app_seconds += (frames // ROUNDS) / rate
+            sink_seconds += sink_time[0]
+    finally:
+        app.stop()
+    return Row(load.name, batch, float(np.median(bare)), float(np.median(ours)), sink_seconds / app_seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _post(port: int, body: bytes) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("POST", "/v1/infer", body=body)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class ProcessFigures:
+    model: str
+    cold_start_s: float
+    app_rss_mib: float
+    bare_rss_mib: float
+
+
+def process_figures(load: Workload) -> ProcessFigures:
+    """Spawn -> first answered POST /v1/infer, then RSS after 100 more; and a bare session process' RSS."""
+    port = free_port()
+    config = BUILD / "bench-inference" / f"{load.name}-config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "ModelDirectory": str(load.model_dir),
+                "HttpPort": port,
+                "Mode": "continuous",
+                "HealthIntervalS": 3600,
+                "ModelPollS": 0,
+                "MaxPayloadBytes": 64 << 20,
+            }
+        )
+    )
+    body = json.dumps(
+        {
+            "shape": list(load.inputs[0].shape),
+            "dtype": "float32",
+            "b64": __import__("base64").b64encode(load.inputs[0].tobytes()).decode(),
+        }
+    ).encode()
+    env = {**os.environ, "PYTHONPATH": str(APP_PATH), "EDGEML_LOG_LEVEL": "WARNING"}
+    for key in ("STREAM_MANAGER_SERVER_PORT", "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"):
+        env.pop(key, None)
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgeml_inference", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                if _post(port, body) == 200:
+                    break
+            except OSError:
+                if process.poll() is not None or time.perf_counter() - start > 60:
+                    raise RuntimeError("the app did not answer") from None
+                time.sleep(0.005)
+        cold = time.perf_counter() - start
+        for _ in range(100):
+            _post(port, body)
+        app_rss = psutil.Process(process.pid).memory_info().rss / 2**20
+    finally:
+        process.terminate()
+        process.wait(15)
+    probe = (
+        "import numpy as np, onnxruntime as ort, psutil, sys\n"
+        "o = ort.SessionOptions(); o.intra_op_num_threads = 1\n"
+        "s = ort.InferenceSession(sys.argv[1], sess_options=o, providers=['CPUExecutionProvider'])\n"
+        "x = np.load(sys.argv[2])\n"
+        "[s.run(None, {'input': x}) for _ in range(100)]\n"
+        "print(psutil.Process().memory_info().rss)\n"
+    )
+    sample = BUILD / "bench-inference" / f"{load.name}-sample.npy"
+    np.save(sample, load.inputs[:1])
+    bare = subprocess.run(
+        [sys.executable, "-c", probe, str(load.model_dir / "model.onnx"), str(sample)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return ProcessFigures(load.name, cold, app_rss, int(bare.stdout.strip()) / 2**20)
+
+
+def main() -> None:
+    console = Console(width=130)
+    rows: list[Row] = []
+    processes: list[ProcessFigures] = []
+    with console.status("preparing models"):
+        loads = workloads()
+    for load in loads:
+        for batch in (1, 32):
+            with console.status(f"{load.name}: batch {batch}, app vs bare"):
+                rows.append(measure(load, batch))
+        with console.status(f"{load.name}: cold start and RSS"):
+            processes.append(process_figures(load))
+    table = Table(
+        title=f"Inference app vs bare InferenceSession.run (ONNX Runtime {ort.__version__}, "
+        "CPU EP, 1 intra-op thread, same inputs)"
+    )
+    for column in (
+        "model",
+        "batch",
+        "bare samples/s",
+        "app samples/s",
+        "app / bare",
+        "sink share of a frame",
+    ):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        table.add_row(
+            row.model,
+            str(row.batch),
+            f"{row.bare:,.0f}",
+            f"{row.app:,.0f}",
+            f"{row.app / row.bare:.2f}x",
+            f"{row.sink_share:.1%}",
+        )
+    console.print(table)
+    started = Table(title="Process: spawn -> first result over HTTP, resident memory after 100 requests")
+    for column in ("model", "cold start s", "app RSS MiB", "bare session RSS MiB"):
+        started.add_column(column, justify="left" if column == "model" else "right")
+    for figures in processes:
+        started.add_row(
+            figures.model,
+            f"{figures.cold_start_s:.2f}",
+            f"{figures.app_rss_mib:.0f}",
+            f"{figures.bare_rss_mib:.0f}",
+        )
+    console.print(started)
+    for row in rows:
+        ratio_met = row.app / row.bare >= TARGET_RATIO
+        console.print(
+            f"{row.model} batch {row.batch}: throughput {row.app / row.bare:.2f}x bare "
+            f"({'MET' if ratio_met else 'NOT MET'}, target >= {TARGET_RATIO}x); sink share "
+            f"{row.sink_share:.1%} ({'MET' if row.sink_share <= TARGET_SINK_SHARE else 'NOT MET'}, "
+            f"target <= {TARGET_SINK_SHARE:.0%})"
+        )
+    for figures in processes:
+        met = figures.cold_start_s < TARGET_COLD_START_S
+        console.print(
+            f"{figures.model}: cold start {figures.cold_start_s:.2f} s "
+            f"({'MET' if met else 'NOT MET'}, target < {TARGET_COLD_START_S:.0f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
