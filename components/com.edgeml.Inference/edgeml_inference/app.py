@@ -24,7 +24,7 @@ from edgeml_inference.ipc import IpcClient
 from edgeml_inference.model import LoadedModel, ModelHolder, load_model
 from edgeml_inference.pipeline import Batcher, Pipeline
 from edgeml_inference.preprocess import Payload
-from edgeml_inference.results import InferenceResult
+from edgeml_inference.results import InferenceResult, ResultMessage
 from edgeml_inference.sinks.base import AsyncSink
 from edgeml_inference.sinks.iotcore import IoTCoreSink
 from edgeml_inference.sinks.ipc import IpcTopicSink
@@ -279,9 +279,9 @@ class InferenceApp:
 
     def _publish_result(self, result: InferenceResult, payload: Payload) -> None:
         if self.result_sinks:
-            encoded = result.to_json_bytes()
+            message = ResultMessage(result)
             for sink in self.result_sinks:
-                sink.offer(encoded)
+                sink.offer(message)
 
     def _maybe_capture(self, result: InferenceResult, payload: Payload) -> None:
         if not self.capture.wants(result):

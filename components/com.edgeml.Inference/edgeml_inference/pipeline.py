@@ -30,13 +30,22 @@ _log = logging.getLogger(__name__)
 ResultHook = Callable[[InferenceResult, Payload], None]
 
 
+_ID_PREFIX = uuid.uuid4().hex[:12]
+_ID_COUNTER = itertools.count()
+
+
+def new_request_id() -> str:
+    """Unique per process start and request, without a urandom call per request."""
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER)}"
+
+
 @dataclass
 class Request:
     """One input waiting for an answer."""
 
     payload: Payload
     source: str
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_request_id)
     received: float = field(default_factory=time.perf_counter)
     future: Future[InferenceResult] = field(default_factory=Future)
 
@@ -111,7 +120,8 @@ class Pipeline:
     ) -> None:
         positions = [position for position, _ in group]
         try:
-            outputs = run_batched(model, np.stack([tensor for _, tensor in group]))
+            batch = group[0][1][None] if len(group) == 1 else np.stack([tensor for _, tensor in group])
+            outputs = run_batched(model, batch)
             predictions = model.postprocess(outputs, config.top_k, config.confidence_threshold)
         except Exception as error:  # runtime failure: every sample of the group gets the reason
             _log.warning("backend run failed: %s", error)

@@ -37,19 +37,25 @@ class Postprocessor:
     def __call__(self, outputs: np.ndarray, top_k: int, threshold: float) -> list[Prediction | BadOutput]:
         """One entry per sample: a Prediction, or the BadOutput explaining why that sample has none."""
         scores = np.asarray(outputs, dtype=np.float32).reshape(outputs.shape[0], -1)
-        finite = np.all(np.isfinite(scores), axis=1)
-        probabilities = softmax(np.where(finite[:, None], scores, 0.0)) if self.apply_softmax else scores
+        finite = np.asarray(np.isfinite(scores).all(axis=1))
+        all_finite = bool(finite.all())
+        if not all_finite:
+            scores = np.where(finite[:, None], scores, 0.0)
+        probabilities = softmax(scores) if self.apply_softmax else scores
         k = max(1, min(top_k, scores.shape[1]))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        if k == 1:
+            order = probabilities.argmax(axis=1)[:, None]
+        else:
+            order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        rows = probabilities.tolist()  # plain floats: cheaper to index than numpy scalars
+        finite_rows = finite.tolist()
         results: list[Prediction | BadOutput] = []
-        for row in range(scores.shape[0]):
-            if not finite[row]:
+        for row, indices in enumerate(order.tolist()):
+            if not finite_rows[row]:
                 results.append(BadOutput("nan_output", "the model output holds NaN or infinity"))
                 continue
-            top = tuple(
-                (self._label(int(index)), int(index), float(probabilities[row, index]))
-                for index in order[row]
-            )
+            values = rows[row]
+            top = tuple((self._label(index), index, values[index]) for index in indices)
             label, index, confidence = top[0]
             results.append(Prediction(label, index, confidence, top, confidence >= threshold))
         return results

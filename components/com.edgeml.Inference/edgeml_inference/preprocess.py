@@ -109,7 +109,7 @@ class Preprocessor:
         ):
             shown = tuple("?" if dim is None else dim for dim in expected)
             raise BadInput("wrong_shape", f"tensor shape {list(array.shape)} != the input {list(shown)}")
-        if not np.all(np.isfinite(array)):
+        if not np.isfinite(array).all():
             raise BadInput("non_finite_input", "the tensor holds NaN or infinity")
         return np.ascontiguousarray(array, dtype=self.dtype)
 

@@ -64,5 +64,20 @@ class InferenceResult:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
 
 
+class ResultMessage:
+    """A result handed to the sinks; encoded to JSON once, by the first sink worker that needs it."""
+
+    __slots__ = ("_encoded", "result")
+
+    def __init__(self, result: InferenceResult) -> None:
+        self.result = result
+        self._encoded: bytes | None = None
+
+    def payload(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = self.result.to_json_bytes()
+        return self._encoded
+
+
 def error_result(request_id: str, source: str, reason: str, detail: str, **extra: Any) -> InferenceResult:
     return InferenceResult(request_id, source, "error", reason=reason, detail=detail, **extra)

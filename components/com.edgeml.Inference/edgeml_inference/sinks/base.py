@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections import deque
+from typing import Protocol
 
 _log = logging.getLogger(__name__)
 
@@ -24,63 +26,86 @@ class Sink(ABC):
         """Releases the destination's resources."""
 
 
-class AsyncSink:
-    """Runs `sink.send` on a thread behind a bounded queue; `offer` never blocks (full: drop the oldest)."""
+class Encoded(Protocol):
+    """A message encoded only when a sink worker first needs its bytes (off the inference thread)."""
 
-    def __init__(self, sink: Sink, max_queue: int = 1024) -> None:
+    def payload(self) -> bytes: ...
+
+
+Message = bytes | Encoded
+
+
+class AsyncSink:
+    """Runs `sink.send` on a thread behind a bounded buffer; `offer` never blocks (full: drop the oldest).
+
+    `offer` appends to a deque and wakes the worker only when `wake_at` messages wait; otherwise the worker
+    drains every `flush_s` seconds. So a result costs the inference thread one append, not a thread switch.
+    """
+
+    def __init__(self, sink: Sink, max_queue: int = 1024, flush_s: float = 0.005, wake_at: int = 64) -> None:
         self.sink = sink
         self.name = sink.name
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self.flush_s = flush_s
+        self.wake_at = min(wake_at, max_queue)
+        self._pending: deque[Message] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closing = False
         self.sent = 0
         self.dropped = 0
         self.failed = 0
         self._thread = threading.Thread(target=self._work, name=f"sink-{sink.name}", daemon=True)
         self._thread.start()
 
-    def offer(self, payload: bytes) -> bool:
-        """Queues `payload`; when the queue is full the oldest queued message is dropped (False)."""
-        try:
-            self._queue.put_nowait(payload)
-            return True
-        except queue.Full:
-            pass
-        with contextlib.suppress(queue.Empty):
-            self._queue.get_nowait()
-            self._queue.task_done()
-        self.dropped += 1
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(payload)
-        return False
+    def offer(self, message: Message) -> bool:
+        """Queues `message`; when the buffer is full the oldest waiting message is dropped (False)."""
+        pending = self._pending
+        pending.append(message)
+        self._idle.clear()
+        kept = True
+        while len(pending) > self.max_queue:
+            with contextlib.suppress(IndexError):
+                pending.popleft()
+                self.dropped += 1
+                kept = False
+        if len(pending) >= self.wake_at:
+            self._wake.set()
+        return kept
 
     def _work(self) -> None:
         while True:
-            payload = self._queue.get()
-            try:
-                if payload is None:
-                    return
-                self.sink.send(payload)
-                self.sent += 1
-            except Exception as error:
-                self.failed += 1
-                _log.warning("sink %s failed: %s", self.name, error)
-            finally:
-                self._queue.task_done()
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            while True:
+                try:
+                    message = self._pending.popleft()
+                except IndexError:
+                    break
+                try:
+                    self.sink.send(message if isinstance(message, bytes) else message.payload())
+                    self.sent += 1
+                except Exception as error:
+                    self.failed += 1
+                    _log.warning("sink %s failed: %s", self.name, error)
+            self._idle.set()
+            if self._closing:
+                return
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Waits until everything queued so far was handled (or `timeout` passed)."""
-        done = threading.Event()
-
-        def wait() -> None:
-            self._queue.join()
-            done.set()
-
-        threading.Thread(target=wait, daemon=True).start()
-        return done.wait(timeout)
+        """Waits until everything offered so far was handled (or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._wake.set()
+            if self._idle.wait(min(0.05, max(deadline - time.monotonic(), 0.0))) and not self._pending:
+                return True
+        return not self._pending
 
     def close(self, timeout: float = 5.0) -> None:
         self.flush(timeout)
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout)
         self.sink.close()
 
@@ -89,5 +114,5 @@ class AsyncSink:
             "sent": self.sent,
             "dropped": self.dropped,
             "failed": self.failed,
-            "queued": self._queue.qsize(),
+            "queued": len(self._pending),
         }
