@@ -103,7 +103,7 @@ def healthy(port: int) -> bool:
 class Device:
     """The twins and the app process of one simulated core device."""
 
-    def __init__(self, root: Path, kinesis_stream: str) -> None:
+    def __init__(self, root: Path, kinesis_stream: str, bucket: str) -> None:
         self.root = root
         self.model_root = root / "artifacts" / "com.edgeml.model.Digits"
         write_model_dir(self.model_root / "1.0.0" / "linux-amd64", version="1.0.0")
@@ -121,6 +121,10 @@ class Device:
                 "HealthIntervalS": 0.5,
                 "ModelPollS": 0,
                 "MaxWaitMs": 2,
+                # every input counts as low confidence and is captured, then exported to S3
+                "ConfidenceThreshold": 1.0,
+                "CaptureSampleRate": 1.0,
+                "CaptureBucket": bucket,
             }
         )
         self.ipc = IpcServer().start()
@@ -180,9 +184,11 @@ def device(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     kinesis = boto3.client("kinesis")
     kinesis.create_stream(StreamName=name, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    bucket = f"edgeml-captures-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
     short = Path(f"/tmp/edgeml-it-{uuid.uuid4().hex[:8]}")  # short paths for the Unix socket and store
     short.mkdir()
-    running = Device(short, name)
+    running = Device(short, name, bucket)
     monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", running.streams.auth_token)
     try:
         running.start_app()
@@ -234,6 +240,18 @@ def test_results_reach_the_stream_kinesis_and_iot_core(device: Device) -> None:
         "health in its stream",
     )
     assert health[0]["model"]["name"] == "digits"
+    bucket = device.configuration["CaptureBucket"]
+
+    def captured() -> list[str]:
+        listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"captures/{THING}/")
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    ok = [result for result in results if result["status"] == "ok"]
+    keys = wait_for(lambda: len(captured()) >= len(ok) and captured(), "captured inputs exported to S3")
+    assert {key.rsplit("-", 1)[-1] for key in keys} >= {
+        r["request_id"].rsplit("-", 1)[-1] + ".png" for r in ok
+    }
+    assert (device.work / "capture").is_dir()  # CaptureDirectory "" = capture/ in the work folder
     assert device.stop() == 0  # SIGTERM: drains, flushes its sinks and exits cleanly
 
 
