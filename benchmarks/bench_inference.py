@@ -118,7 +118,7 @@ def workloads() -> list[Workload]:
         effnet_dir = model_dir(
             source, source.parent / "model-card.json", out / "effnet", "efficientnet-lite0", [1, 3, 224, 224]
         )
-        loads.append(Workload("efficientnet-lite0", effnet_dir, images, 60, 64))
+        loads.append(Workload("efficientnet-lite0", effnet_dir, images, 150, 160))
     except Exception as error:  # torch or the zoo module missing: digits only
         print(f"EfficientNet-Lite0 skipped: {error}")
     return loads

@@ -105,3 +105,17 @@ def test_metadata_missing_a_key_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "metadata.json").write_text(json.dumps({"name": "x"}))
     with pytest.raises(MetadataInvalid, match="input"):
         ModelMetadata.load(tmp_path)
+
+
+def test_top_k_of_a_thousand_classes_matches_a_full_sort() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((4, 1000)).astype(np.float32)
+    post = Postprocessor(tuple(f"c{i}" for i in range(1000)), apply_softmax=True)
+    probabilities = softmax(logits)
+    for row, prediction in enumerate(post(logits, top_k=5, threshold=0.0)):
+        assert isinstance(prediction, Prediction)
+        expected = np.argsort(-probabilities[row])[:5].tolist()
+        assert [index for _, index, _ in prediction.top_k] == expected
+        assert [score for _, _, score in prediction.top_k] == pytest.approx(
+            probabilities[row][expected].tolist()
+        )

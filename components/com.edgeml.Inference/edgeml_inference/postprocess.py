@@ -45,17 +45,23 @@ class Postprocessor:
         k = max(1, min(top_k, scores.shape[1]))
         if k == 1:
             order = probabilities.argmax(axis=1)[:, None]
+        elif k < probabilities.shape[1]:  # partial sort: only the k best of possibly 1000 classes are ordered
+            best = np.argpartition(-probabilities, k - 1, axis=1)[:, :k]
+            ranked = np.argsort(-np.take_along_axis(probabilities, best, axis=1), axis=1, kind="stable")
+            order = np.take_along_axis(best, ranked, axis=1)
         else:
-            order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        rows = probabilities.tolist()  # plain floats: cheaper to index than numpy scalars
+            order = np.argsort(-probabilities, axis=1, kind="stable")
+        top_scores = np.take_along_axis(probabilities, order, axis=1).tolist()
         finite_rows = finite.tolist()
         results: list[Prediction | BadOutput] = []
         for row, indices in enumerate(order.tolist()):
             if not finite_rows[row]:
                 results.append(BadOutput("nan_output", "the model output holds NaN or infinity"))
                 continue
-            values = rows[row]
-            top = tuple((self._label(index), index, values[index]) for index in indices)
+            top = tuple(
+                (self._label(index), index, score)
+                for index, score in zip(indices, top_scores[row], strict=True)
+            )
             label, index, confidence = top[0]
             results.append(Prediction(label, index, confidence, top, confidence >= threshold))
         return results
