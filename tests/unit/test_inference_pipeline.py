@@ -159,10 +159,13 @@ def test_one_thousand_generated_bad_inputs_all_get_an_answer(digits: LoadedModel
     assert pipeline.infer(png(holdout()[0][0])).ok  # still serving
 
 
-def test_concurrent_submitters_all_get_their_own_answer(digits: LoadedModel) -> None:
+@pytest.mark.parametrize("limits", [(16, 0.002), (1, 0.0)], ids=["microbatch", "continuous"])
+def test_concurrent_submitters_all_get_their_own_answer(
+    digits: LoadedModel, limits: tuple[int, float]
+) -> None:
     x, _ = holdout()
     pipeline = make_pipeline(digits)
-    batcher = Batcher(pipeline, lambda: (16, 0.002)).start()
+    batcher = Batcher(pipeline, lambda: limits).start()
     expected = bare_predictions(x[:80])
     got: dict[int, int] = {}
 

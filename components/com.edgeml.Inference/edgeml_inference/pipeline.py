@@ -172,7 +172,11 @@ def run_batched(model: LoadedModel, batch: np.ndarray) -> np.ndarray:
 
 
 class Batcher:
-    """The one batching queue for every source; batches of up to `limits()` = (max batch, max wait in s)."""
+    """The one batching queue for every source; batches of up to `limits()` = (max batch, max wait in s).
+
+    With a batch size of 1 (continuous mode) and nothing waiting, the submitting thread answers its own
+    request at once instead of handing it to the worker (a thread switch costs more than a small model).
+    """
 
     def __init__(
         self, pipeline: Pipeline, limits: Callable[[], tuple[int, float]], max_queue: int = 10_000
@@ -182,8 +186,9 @@ class Batcher:
         self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=max_queue)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._work, name="batcher", daemon=True)
-        self._ids = itertools.count()
+        self._busy = threading.Lock()  # held by whoever runs a batch: the worker or an inline caller
         self.rejected = 0
+        self.inline = 0
 
     def start(self) -> Batcher:
         self._thread.start()
@@ -196,6 +201,13 @@ class Batcher:
             request.future.set_result(
                 error_result(request.request_id, source, "shutting_down", "the app is stopping")
             )
+            return request.future
+        if self.limits()[0] == 1 and self._queue.empty() and self._busy.acquire(blocking=False):
+            try:
+                self._run([request])
+                self.inline += 1
+            finally:
+                self._busy.release()
             return request.future
         try:
             self._queue.put_nowait(request)
@@ -228,17 +240,21 @@ class Batcher:
                     stop = True
                     break
                 batch.append(item)
-            try:
-                self.pipeline.process(batch)
-            except Exception as error:  # pipeline.process catches per request; this is the last guard
-                _log.exception("batch failed")
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_result(
-                            error_result(request.request_id, request.source, "internal_error", str(error))
-                        )
+            with self._busy:
+                self._run(batch)
             if stop:
                 return
+
+    def _run(self, batch: list[Request]) -> None:
+        try:
+            self.pipeline.process(batch)
+        except Exception as error:  # pipeline.process catches per request; this is the last guard
+            _log.exception("batch failed")
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_result(
+                        error_result(request.request_id, request.source, "internal_error", str(error))
+                    )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Answers what is queued, then stops the worker."""
