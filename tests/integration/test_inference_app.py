@@ -210,17 +210,19 @@ def test_results_reach_the_stream_kinesis_and_iot_core(device: Device) -> None:
     assert status == 200 and body["status"] == "ok"
     status, body = post(device.port, b"garbage")
     assert status == 422 and body["reason"] == "corrupt_image"
-    device.ipc.publish_local("edgeml/inference/input", png(x[11]))
+    device.ipc.publish_local("edgeml/inference/input", png(x[11]))  # binary message: image bytes
+    tensor = {"shape": [1, 8, 8], "data": x[12].reshape(-1).tolist()}
+    device.ipc.publish_local("edgeml/inference/input", tensor)  # JSON message: a tensor
 
     results = wait_for(
         lambda: (
-            len(device.read_stream("EdgemlInferenceResults", 7)) >= 7
-            and device.read_stream("EdgemlInferenceResults", 7)
+            len(device.read_stream("EdgemlInferenceResults", 8)) >= 8
+            and device.read_stream("EdgemlInferenceResults", 8)
         ),
-        "7 results in the stream",
+        "8 results in the stream",
     )
     sources = sorted(result["source"] for result in results)
-    assert sources.count("http") == 2 and "topic:edgeml/inference/input" in sources
+    assert sources.count("http") == 2 and sources.count("topic:edgeml/inference/input") == 2
     assert {s for s in sources if s.startswith("file:")} == {f"file:digit{i}.png" for i in range(3)} | {
         "file:broken.png"
     }
@@ -228,7 +230,7 @@ def test_results_reach_the_stream_kinesis_and_iot_core(device: Device) -> None:
     assert (inputs / "failed" / "broken.png").exists()
 
     name = device.configuration["ResultKinesisStream"]
-    exported = wait_for(lambda: len(kinesis_payloads(name)) >= 7 and kinesis_payloads(name), "Kinesis export")
+    exported = wait_for(lambda: len(kinesis_payloads(name)) >= 8 and kinesis_payloads(name), "Kinesis export")
     assert {json.loads(payload)["request_id"] for payload in exported} >= {r["request_id"] for r in results}
 
     topics = wait_for(lambda: {entry.topic for entry in device.ipc.mqtt_log}, "IoT Core publishes")
@@ -248,9 +250,11 @@ def test_results_reach_the_stream_kinesis_and_iot_core(device: Device) -> None:
 
     ok = [result for result in results if result["status"] == "ok"]
     keys = wait_for(lambda: len(captured()) >= len(ok) and captured(), "captured inputs exported to S3")
-    assert {key.rsplit("-", 1)[-1] for key in keys} >= {
-        r["request_id"].rsplit("-", 1)[-1] + ".png" for r in ok
+    # keys end in "<request id>.<ext>": .png for images, .json for the tensor
+    assert {key.rsplit("-", 1)[-1].split(".")[0] for key in keys} >= {
+        r["request_id"].rsplit("-", 1)[-1] for r in ok
     }
+    assert {key.rsplit(".", 1)[-1] for key in keys} == {"png", "json"}
     assert (device.work / "capture").is_dir()  # CaptureDirectory "" = capture/ in the work folder
     assert device.stop() == 0  # SIGTERM: drains, flushes its sinks and exits cleanly
 
