@@ -81,3 +81,40 @@ def test_a_neo_artifact_without_dlr_installed_says_so(tmp_path: Path) -> None:
 
 def test_the_committed_model_is_what_the_kit_copies() -> None:
     assert (DIGITS / "model.onnx").stat().st_size > 0
+
+
+def test_a_neo_artifact_runs_through_dlr_at_its_compiled_batch_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dlr is not installable here: a stand-in module with DLRModel's interface runs the same ONNX graph,
+    compiled (as Neo does) for batch 1, so a batch of 5 runs as 5 padded chunks."""
+    import sys
+    import types
+
+    import onnxruntime as ort
+    from edgeml_inference.pipeline import run_batched
+
+    seen: list[tuple[str, str, tuple[int, ...]]] = []
+
+    class DLRModel:
+        def __init__(self, model_dir: str, device: str) -> None:
+            self.session = ort.InferenceSession(str(Path(model_dir) / "model.onnx"))
+            self.device = device
+
+        def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+            ((name, batch),) = feed.items()
+            assert batch.shape[0] == 1, "compiled for batch 1"
+            seen.append((name, self.device, batch.shape))
+            return list(self.session.run(None, {"input": batch}))
+
+    monkeypatch.setitem(sys.modules, "dlr", types.SimpleNamespace(DLRModel=DLRModel))
+    directory = write_model_dir(tmp_path / "neo", framework="dlr")
+    metadata = json.loads((directory / "metadata.json").read_text())
+    metadata["model_file"] = "."
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    model = load_model(directory)
+    assert model.backend.name == "dlr" and model.backend.fixed_batch == 1
+    x, _ = holdout()
+    outputs = run_batched(model, x[:5])
+    assert np.array_equal(np.argmax(outputs, axis=1), bare_predictions(x[:5]))
+    assert {device for _, device, _ in seen} == {"cpu"} and {name for name, _, _ in seen} == {"input"}

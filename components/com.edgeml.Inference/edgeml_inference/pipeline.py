@@ -264,3 +264,12 @@ class Batcher:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
+        while True:  # a request that raced the stop: answered, never left hanging
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if request is not None and not request.future.done():
+                request.future.set_result(
+                    error_result(request.request_id, request.source, "shutting_down", "the app is stopping")
+                )

@@ -18,6 +18,7 @@ from edgeml_inference.results import InferenceResult
 from edgeml_inference.sources.base import Source, Submit
 
 _log = logging.getLogger(__name__)
+RESULT_TIMEOUT_S = 120.0
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
@@ -99,7 +100,14 @@ class DirectorySource(Source):
                 continue
             pending.append((path, future))
         for path, future in pending:
-            result = future.result()
+            try:
+                result = future.result(RESULT_TIMEOUT_S)
+            except TimeoutError:
+                _log.warning(
+                    "no answer for %s within %.0f s; it stays for the next scan", path, RESULT_TIMEOUT_S
+                )
+                self._seen.pop(path.name, None)
+                continue
             target = (self.done if result.ok else self.failed) / path.name
             try:
                 os.replace(path, target)

@@ -77,7 +77,15 @@ class HttpSource(Source):
                     )
                     return
                 body = self.rfile.read(length)
-                result = source.submit(body, "http").result(RESULT_TIMEOUT_S)
+                try:
+                    result = source.submit(body, "http").result(RESULT_TIMEOUT_S)
+                except TimeoutError:
+                    detail = f"no answer within {RESULT_TIMEOUT_S:.0f} s"
+                    self._reply(
+                        HTTPStatus.SERVICE_UNAVAILABLE,
+                        {"status": "error", "reason": "timeout", "detail": detail},
+                    )
+                    return
                 status = HTTPStatus.OK if result.ok else HTTPStatus.UNPROCESSABLE_ENTITY
                 self._reply(status, result.to_dict())
 
