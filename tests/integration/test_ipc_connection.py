@@ -108,3 +108,49 @@ def test_refused_connect_on_raw_socket_gets_a_connect_ack_without_accepted_flag(
 def test_socket_path_over_the_unix_limit_is_refused_before_binding() -> None:
     with pytest.raises(ServerStartError, match="107-byte limit"):
         IpcServer("/tmp/" + "x" * 120 + "/ipc.socket")
+
+
+def test_tokens_belong_to_one_device() -> None:
+    with IpcServer(forward_to_iot_core=False) as first, IpcServer(forward_to_iot_core=False) as second:
+        token = first.register_component("com.example.App", {})
+        second.register_component("com.example.App", {})
+        with pytest.raises(AccessDeniedError):
+            awsiot.greengrasscoreipc.connect(ipc_socket=str(second.socket_path), authtoken=token, timeout=5.0)
+
+
+def test_stopping_the_server_disconnects_its_clients() -> None:
+    server = IpcServer(forward_to_iot_core=False).start()
+    server.register_component("com.example.App", PUBSUB_ALL)
+    try:
+        with ipc_client(server, "com.example.App") as client:
+            client.subscribe_to_topic(topic="t", on_stream_event=Events())
+            server.stop()
+            with pytest.raises(Exception):  # noqa: B017 - the client's own closed-connection error
+                client.update_state(state="RUNNING")
+    finally:
+        server.stop()
+    assert not server.socket_path.exists()
+
+
+def test_client_that_stops_reading_is_cut_off(server: IpcServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("edgeml.twin.device.ipc.connection.MAX_UNSENT_BYTES", 256 * 1024)
+    token = server.component_env("com.example.App")["SVCUID"]
+    subscribe = encode_message(
+        [
+            Header.int32(":message-type", MessageType.APPLICATION_MESSAGE),
+            Header.int32(":message-flags", 0),
+            Header.int32(":stream-id", 1),
+            Header.string("operation", "aws.greengrass#SubscribeToTopic"),
+        ],
+        json.dumps({"topic": "firehose"}).encode(),
+    )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.settimeout(5)
+        raw.connect(str(server.socket_path))
+        raw.sendall(_connect_frame(token))
+        _read_frame(raw)
+        raw.sendall(subscribe)
+        _read_frame(raw)  # SubscribeToTopicResponse; from here on this client reads nothing
+        deliveries = [server.publish_local("firehose", b"x" * 65536) for _ in range(400)]
+    assert deliveries[0] == 1
+    assert deliveries[-1] == 0  # the stalled subscriber was disconnected, the server kept going

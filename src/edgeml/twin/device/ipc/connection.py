@@ -34,6 +34,7 @@ from edgeml.twin.device.ipc.rpc import (
 from edgeml.twin.device.ipc.streams import OperationStream
 
 HANDSHAKE_TIMEOUT_S = 10.0
+MAX_UNSENT_BYTES = 64 * 1024 * 1024  # a client that stops reading is cut off past this
 REJECT_LINGER_S = 2.0
 _log = logging.getLogger(__name__)
 
@@ -56,8 +57,14 @@ class ClientConnection:
         return not self._writer.is_closing()
 
     def send_frame(self, frame: bytes) -> None:
-        if not self._writer.is_closing():
-            self._writer.write(frame)
+        """Queues a frame; a client that leaves more than MAX_UNSENT_BYTES unread is disconnected."""
+        if self._writer.is_closing():
+            return
+        if self._writer.transport.get_write_buffer_size() + len(frame) > MAX_UNSENT_BYTES:
+            _log.warning("closing IPC connection of %s: it stopped reading its events", self._who)
+            self.close()
+            return
+        self._writer.write(frame)
 
     async def serve(self) -> None:
         """Runs the connection until the client leaves, breaks the protocol, or the server stops."""
