@@ -119,3 +119,16 @@ def test_top_k_of_a_thousand_classes_matches_a_full_sort() -> None:
         assert [score for _, _, score in prediction.top_k] == pytest.approx(
             probabilities[row][expected].tolist()
         )
+
+
+def test_result_json_is_the_result_dict_for_ok_error_and_escalated_results() -> None:
+    from edgeml_inference.results import InferenceResult, error_result
+
+    prediction = Prediction('7 "seven" é', 7, 0.99, (('7 "seven" é', 7, 0.99), ("9", 9, 1e-07)), True)
+    results = [
+        InferenceResult("id-1", "file:ä.png", "ok", "digits", "1.0.0", prediction, latency_ms=0.12345),
+        error_result("id-2", "http", "corrupt_image", 'bad "bytes"'),
+        InferenceResult("id-3", "http", "ok", "digits", "1.0.0", prediction, escalation={"label": "1"}),
+    ]
+    for result in results:
+        assert json.loads(result.to_json_bytes()) == json.loads(json.dumps(result.to_dict()))

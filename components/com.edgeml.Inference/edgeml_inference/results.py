@@ -9,6 +9,8 @@ from typing import Any
 
 from edgeml_inference.postprocess import Prediction
 
+_quote = json.encoder.encode_basestring_ascii
+
 
 @dataclass
 class InferenceResult:
@@ -61,7 +63,24 @@ class InferenceResult:
         return body
 
     def to_json_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
+        """Compact JSON of `to_dict()`; ok results without escalation take a hand-written fast path."""
+        prediction = self.prediction
+        if prediction is None or self.escalation is not None or self.status != "ok":
+            return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
+        confident = "true" if prediction.confident else "false"
+        top = ",".join(
+            f'{{"label":{_quote(label)},"index":{index},"score":{score!r}}}'
+            for label, index, score in prediction.top_k
+        )
+        text = (
+            f'{{"request_id":{_quote(self.request_id)},"source":{_quote(self.source)},"status":"ok",'
+            f'"model":{_quote(self.model)},"model_version":{_quote(self.model_version)},'
+            f'"latency_ms":{round(self.latency_ms, 3)!r},"timestamp":{round(self.timestamp, 3)!r},'
+            f'"label":{_quote(prediction.label)},"class_index":{prediction.class_index},'
+            f'"confidence":{prediction.confidence!r},"confident":{confident},'
+            f'"top_k":[{top}]}}'
+        )
+        return text.encode("ascii")
 
 
 class ResultMessage:

@@ -42,7 +42,7 @@ class AsyncSink:
     drains every `flush_s` seconds. So a result costs the inference thread one append, not a thread switch.
     """
 
-    def __init__(self, sink: Sink, max_queue: int = 1024, flush_s: float = 0.005, wake_at: int = 64) -> None:
+    def __init__(self, sink: Sink, max_queue: int = 1024, flush_s: float = 0.02, wake_at: int = 256) -> None:
         self.sink = sink
         self.name = sink.name
         self.max_queue = max_queue
