@@ -182,3 +182,19 @@ def test_concurrent_submitters_all_get_their_own_answer(
         thread.join(30)
     batcher.stop()
     assert [got[index] for index in range(80)] == list(expected)
+
+
+def test_a_group_is_batched_together_and_split_at_max_batch(digits: LoadedModel) -> None:
+    x, _ = holdout()
+    pipeline = make_pipeline(digits)
+    batcher = Batcher(pipeline, lambda: (4, 0.0)).start()
+    try:
+        futures = batcher.submit_group(
+            [(png(sample), f"file:{index}") for index, sample in enumerate(x[:10])]
+        )
+        results = [future.result(10) for future in futures]
+    finally:
+        batcher.stop()
+    assert [result.source for result in results] == [f"file:{index}" for index in range(10)]
+    assert [r.prediction.class_index for r in results if r.prediction] == list(bare_predictions(x[:10]))
+    assert pipeline.batches == 3  # 4 + 4 + 2: one group, never more than MaxBatch per run

@@ -219,3 +219,21 @@ def test_low_confidence_results_escalate_to_a_topic_or_a_second_model(
     finally:
         app.stop()
     assert json.loads(result.to_json_bytes())["escalation"]["label"] == result.escalation["label"]
+
+
+def test_interval_mode_takes_one_pass_over_the_directory_per_interval(
+    model_root: Path, tmp_path: Path
+) -> None:
+    x, _ = holdout()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for index in range(6):
+        (inbox / f"{index}.png").write_bytes(png(x[index]))
+    config = base_config(model_root, Mode="interval", IntervalMs=300, InputDirectory=str(inbox), MaxBatch=8)
+    app = InferenceApp(AppConfig.from_mapping(config), FakeIpc(config)).start()
+    try:
+        wait_for(lambda: len(list((inbox / "done").glob("*.png"))) == 6)
+        batches = app.pipeline.batches
+    finally:
+        app.stop()
+    assert batches == 1  # six files found in one scan, answered in one backend run

@@ -229,6 +229,7 @@ class InferenceApp:
                 self.submit,
                 self._scan_period,
                 lambda: self.config.max_payload_bytes,
+                submit_group=self.batcher.submit_group,
             )
         if config.input_topic and self.ipc is not None:
             self.sources["topic"] = TopicSource(self.ipc, config.input_topic, self.submit)

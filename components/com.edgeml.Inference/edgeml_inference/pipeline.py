@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -183,7 +183,7 @@ class Batcher:
     ) -> None:
         self.pipeline = pipeline
         self.limits = limits
-        self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[list[Request] | None] = queue.Queue(maxsize=max_queue)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._work, name="batcher", daemon=True)
         self._busy = threading.Lock()  # held by whoever runs a batch: the worker or an inline caller
@@ -197,29 +197,41 @@ class Batcher:
     def submit(self, payload: Payload, source: str, request_id: str | None = None) -> Future[InferenceResult]:
         """Queues one request; the future always resolves (an error result when full or closed)."""
         request = Request(payload, source) if request_id is None else Request(payload, source, request_id)
-        if self._stopped.is_set():
-            request.future.set_result(
-                error_result(request.request_id, source, "shutting_down", "the app is stopping")
-            )
-            return request.future
-        if self.limits()[0] == 1 and self._queue.empty() and self._busy.acquire(blocking=False):
+        idle = not self._stopped.is_set() and self.limits()[0] == 1 and self._queue.empty()
+        if idle and self._busy.acquire(blocking=False):
             try:
                 self._run([request])
                 self.inline += 1
             finally:
                 self._busy.release()
             return request.future
-        try:
-            self._queue.put_nowait(request)
-        except queue.Full:
-            self.rejected += 1
-            self.pipeline.health.record(
-                error_result(request.request_id, source, "overloaded", "the batching queue is full")
-            )
-            request.future.set_result(
-                error_result(request.request_id, source, "overloaded", "the batching queue is full")
-            )
+        self._enqueue([request])
         return request.future
+
+    def submit_group(self, items: Sequence[tuple[Payload, str]]) -> list[Future[InferenceResult]]:
+        """Queues inputs that arrived together (one directory scan) to be batched together, up to MaxBatch."""
+        requests = [Request(payload, source) for payload, source in items]
+        if requests:
+            self._enqueue(requests)
+        return [request.future for request in requests]
+
+    def _enqueue(self, requests: list[Request]) -> None:
+        if self._stopped.is_set():
+            self._refuse(requests, "shutting_down", "the app is stopping")
+            return
+        try:
+            self._queue.put_nowait(requests)
+        except queue.Full:
+            self.rejected += len(requests)
+            self._refuse(requests, "overloaded", "the batching queue is full")
+
+    def _refuse(self, requests: list[Request], reason: str, detail: str) -> None:
+        for request in requests:
+            result = error_result(request.request_id, request.source, reason, detail)
+            if reason == "overloaded":
+                self.pipeline.health.record(result)
+            if not request.future.done():
+                request.future.set_result(result)
 
     def _work(self) -> None:
         while True:
@@ -227,7 +239,7 @@ class Batcher:
             if first is None:
                 return
             max_batch, max_wait_s = self.limits()
-            batch = [first]
+            batch = list(first)
             deadline = time.perf_counter() + max_wait_s
             stop = False
             while len(batch) < max_batch:
@@ -239,9 +251,10 @@ class Batcher:
                 if item is None:
                     stop = True
                     break
-                batch.append(item)
+                batch.extend(item)
             with self._busy:
-                self._run(batch)
+                for start in range(0, len(batch), max_batch):  # a group larger than MaxBatch runs in chunks
+                    self._run(batch[start : start + max_batch])
             if stop:
                 return
 
@@ -264,12 +277,10 @@ class Batcher:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
-        while True:  # a request that raced the stop: answered, never left hanging
+        while True:  # requests that raced the stop: answered, never left hanging
             try:
-                request = self._queue.get_nowait()
+                group = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if request is not None and not request.future.done():
-                request.future.set_result(
-                    error_result(request.request_id, request.source, "shutting_down", "the app is stopping")
-                )
+            if group is not None:
+                self._refuse(group, "shutting_down", "the app is stopping")

@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from edgeml_inference.results import InferenceResult
 
 Submit = Callable[[bytes, str], "Future[InferenceResult]"]
+SubmitGroup = Callable[[list[tuple[bytes, str]]], "list[Future[InferenceResult]]"]
 
 
 class Source(ABC):

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from edgeml_inference.results import InferenceResult
-from edgeml_inference.sources.base import Source, Submit
+from edgeml_inference.sources.base import Source, Submit, SubmitGroup
 
 _log = logging.getLogger(__name__)
 RESULT_TIMEOUT_S = 120.0
@@ -34,9 +34,12 @@ class DirectorySource(Source):
         period: Callable[[], float],
         max_file_bytes: Callable[[], int],
         settle_s: float = 1.0,
+        submit_group: SubmitGroup | None = None,
     ) -> None:
+        """`submit_group`, when given, queues one scan's files together (they share batches)."""
         self.root = root
         self.submit = submit
+        self.submit_group = submit_group
         self.period = period
         self.settle_s = settle_s
         self.max_file_bytes = max_file_bytes
@@ -88,17 +91,22 @@ class DirectorySource(Source):
 
     def scan_once(self) -> int:
         """Submits every ready file, waits for the answers, moves the files; returns how many."""
-        pending: list[tuple[Path, Future[InferenceResult]]] = []
+        paths: list[Path] = []
+        items: list[tuple[bytes, str]] = []
         for path in self.ready_files():
             try:
                 limit = self.max_file_bytes() + 1  # an oversized file is read only far enough to be refused
                 with path.open("rb") as handle:
-                    payload = handle.read(limit)
-                future = self.submit(payload, f"file:{path.name}")
+                    items.append((handle.read(limit), f"file:{path.name}"))
             except OSError as error:
                 _log.warning("cannot read %s: %s", path, error)
                 continue
-            pending.append((path, future))
+            paths.append(path)
+        if self.submit_group is not None:
+            futures = self.submit_group(items)
+        else:
+            futures = [self.submit(payload, source) for payload, source in items]
+        pending: list[tuple[Path, Future[InferenceResult]]] = list(zip(paths, futures, strict=True))
         for path, future in pending:
             try:
                 result = future.result(RESULT_TIMEOUT_S)
