@@ -237,3 +237,26 @@ def test_interval_mode_takes_one_pass_over_the_directory_per_interval(
     finally:
         app.stop()
     assert batches == 1  # six files found in one scan, answered in one backend run
+
+
+def test_a_new_model_directory_in_the_configuration_is_swapped_in(
+    running: tuple[InferenceApp, FakeIpc], model_root: Path, tmp_path: Path
+) -> None:
+    app, ipc = running
+    other = write_model_dir(tmp_path / "elsewhere" / "linux-amd64", version="3.0.0")
+    ipc.configuration = base_config(model_root, ModelDirectory=str(other))
+    assert ipc.on_update is not None
+    ipc.on_update()
+    x, _ = holdout()
+    assert app.submit(png(x[0])).result(5).model_version == "3.0.0"
+
+
+def test_a_newer_version_folder_is_picked_up_by_the_poller(model_root: Path) -> None:
+    config = base_config(model_root, ModelPollS=0.2)
+    app = InferenceApp(AppConfig.from_mapping(config), FakeIpc(config)).start()
+    try:
+        write_model_dir(model_root / "1.0.1" / "linux-amd64", version="1.0.1")
+        wait_for(lambda: app.models.current.metadata.version == "1.0.1")
+    finally:
+        app.stop()
+    assert app.swapper.swaps == 1
