@@ -101,26 +101,51 @@ def test_labels_and_model_card_describe_the_model(metrics: dict[str, object]) ->
     assert 255 * float(card.preprocessing["scale"]) == pytest.approx(1.0)
 
 
-@pytest.mark.slow
-def test_retraining_with_the_committed_seed_reproduces_the_committed_model(
-    tmp_path: Path, metrics: dict[str, object]
-) -> None:
+def _train(seed: object, out: Path) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, str(DIGITS / "train.py"), "--seed", str(metrics["seed"]), "--out", str(tmp_path)],
+        [sys.executable, str(DIGITS / "train.py"), "--seed", str(seed), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    retrained = json.loads((tmp_path / "metrics.json").read_text())
-    retrained.pop("trained")
-    committed = dict(metrics)
-    committed.pop("trained")
-    assert retrained == committed
-    assert sorted(path.name for path in tmp_path.iterdir()) == [
+    return dict(json.loads((out / "metrics.json").read_text()))
+
+
+@pytest.mark.slow
+def test_retraining_with_the_committed_seed_is_deterministic_and_matches_the_committed_model(
+    tmp_path: Path, metrics: dict[str, object]
+) -> None:
+    first, second = _train(metrics["seed"], tmp_path / "first"), _train(metrics["seed"], tmp_path / "second")
+    # Same machine, same seed: the same bytes.
+    assert (tmp_path / "first" / "model.onnx").read_bytes() == (
+        tmp_path / "second" / "model.onnx"
+    ).read_bytes()
+    assert first == second
+    assert sorted(path.name for path in (tmp_path / "first").iterdir()) == [
         "labels.json",
         "metrics.json",
         "model-card.json",
         "model.onnx",
     ]
+    # Another CPU family (AVX2 vs AVX-512 kernels) rounds differently in training, so the committed
+    # model is matched in what it measures, not bit for bit: same accuracy to a sample, same
+    # predicted-class shares, confidence histogram within two held-out samples per bin.
+    samples = int(str(metrics["samples"]))
+    assert first["seed"] == metrics["seed"] and first["dataset_id"] == metrics["dataset_id"]
+    assert float(str(first["accuracy_top1"])) == pytest.approx(
+        float(str(metrics["accuracy_top1"])), abs=1.01 / samples
+    )
+    retrained_baseline = first["baseline"]
+    committed_baseline = metrics["baseline"]
+    assert isinstance(retrained_baseline, dict) and isinstance(committed_baseline, dict)
+    assert retrained_baseline["confidence_bins"] == committed_baseline["confidence_bins"]
+    np.testing.assert_allclose(
+        retrained_baseline["class_frequencies"], committed_baseline["class_frequencies"], atol=1.01 / samples
+    )
+    np.testing.assert_allclose(
+        retrained_baseline["confidence_frequencies"],
+        committed_baseline["confidence_frequencies"],
+        atol=2.01 / samples,
+    )
