@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ class MotoServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        # werkzeug logs every request at INFO to stderr even with verbose=False
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.endpoint_url = ""
 
     def start(self) -> MotoServer:

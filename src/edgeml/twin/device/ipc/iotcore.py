@@ -53,8 +53,8 @@ class CloudSubscription:
 
 def default_iot_data_client(endpoint_url: str | None) -> Any:
     """A boto3 `iot-data` client (AWS_ENDPOINT_URL applies), one attempt, short timeouts."""
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
+    import boto3
+    from botocore.config import Config
 
     config = Config(
         retries={"max_attempts": 1, "mode": "standard"},

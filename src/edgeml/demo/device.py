@@ -1,0 +1,202 @@
+"""One simulated core device for the demo: the components' artifacts installed as the nucleus installs them,
+the IPC and Stream Manager twins, and the inference app run from its built artifact as a process.
+
+The app is started the way its recipe's Run step starts it (`python -m edgeml_inference` with the manifest's
+Setenv), with this interpreter standing in for the Runtime component's venv, which holds the same packages.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from stream_manager import ReadMessagesOptions, StreamManagerClient
+from stream_manager.exceptions import NotEnoughMessagesException
+
+from edgeml.components.build import BuildResult
+from edgeml.errors import EdgemlError
+from edgeml.twin.cloud.motoserver import pointed_at
+from edgeml.twin.device.artifacts import (
+    InstalledArtifacts,
+    device_platform,
+    install_artifacts,
+    select_manifest,
+)
+from edgeml.twin.device.ipc import IpcServer
+from edgeml.twin.device.streammanager.server import StreamManagerServer
+
+INFERENCE = "com.edgeml.Inference"
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+T = TypeVar("T")
+
+
+class DeviceError(EdgemlError):
+    """The simulated device could not install or run a component."""
+
+
+def wait_for(condition: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
+    """Polls `condition` until it returns something truthy; DeviceError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise DeviceError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SimulatedCore:
+    """A core device rooted at `root`: installs component versions and runs the inference app."""
+
+    def __init__(self, root: Path, thing_name: str) -> None:
+        self.root = root
+        self.thing_name = thing_name
+        self.platform = device_platform()
+        self.installed: dict[str, InstalledArtifacts] = {}
+        self.recipes: dict[str, dict[str, Any]] = {}
+        self.work = root / "work" / INFERENCE
+        self.log_path = root / "logs" / f"{INFERENCE}.log"
+        self.ipc = IpcServer()
+        self.streams = StreamManagerServer(root / "stream_manager")
+        self.http_port = free_port()
+        self.configuration: dict[str, Any] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- install -----------------------------------------------------------------------------------
+
+    def install(self, build: BuildResult, version: str | None = None) -> InstalledArtifacts:
+        """Installs a built component version (gdk's NEXT_PATCH placeholder installs as `version`)."""
+        artifacts_dir = build.artifacts[0].parent if build.artifacts else build.recipe.parent
+        if version is None and build.version != "NEXT_PATCH":
+            version = build.version
+        installed = install_artifacts(
+            build.recipe, artifacts_dir, self.root, self.platform, version or "1.0.0"
+        )
+        self.installed[build.component] = installed
+        self.recipes[build.component] = yaml.safe_load(build.recipe.read_text(encoding="utf-8"))
+        return installed
+
+    def interpolate(self, text: str, component: str) -> str:
+        """Recipe variables the demo's recipes use: {artifacts:...}, {<Component>:artifacts:...},
+        {iot:thingName}, {work:path}. Anything else is left as is (and noticed by the caller)."""
+
+        def value(match: re.Match[str]) -> str:
+            parts = match.group(1).split(":")
+            if parts == ["iot", "thingName"]:
+                return self.thing_name
+            if parts == ["work", "path"]:
+                return str(self.work)
+            owner, namespace, key = [component, *parts] if len(parts) == 2 else [*parts, "", ""][:3]
+            installed = self.installed.get(owner)
+            if namespace == "artifacts" and installed is not None:
+                return str(installed.decompressed_path if key == "decompressedPath" else installed.path)
+            return match.group(0)
+
+        return _PLACEHOLDER.sub(value, text)
+
+    def default_configuration(self, component: str) -> dict[str, Any]:
+        recipe = self.recipes[component]
+        default = recipe.get("ComponentConfiguration", {}).get("DefaultConfiguration", {})
+        configuration: dict[str, Any] = json.loads(self.interpolate(json.dumps(default), component))
+        return configuration
+
+    def run_environment(self, component: str) -> dict[str, str]:
+        """The selected manifest's Lifecycle Setenv, interpolated."""
+        manifest = select_manifest(self.recipes[component], self.platform)
+        setenv: Mapping[str, Any] = (manifest.get("Lifecycle") or {}).get("Setenv") or {}
+        return {str(key): self.interpolate(str(value), component) for key, value in setenv.items()}
+
+    # -- run ---------------------------------------------------------------------------------------
+
+    def start(self, overrides: Mapping[str, Any]) -> None:
+        """Starts the twins and the inference app; returns once its HTTP health answers."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.configuration = {
+            **self.default_configuration(INFERENCE),
+            "HttpPort": self.http_port,
+            **overrides,
+        }
+        self.ipc.start()
+        self.ipc.register_component(INFERENCE, self.configuration, self.installed[INFERENCE].version)
+        self.streams.start()
+        env = {
+            **os.environ,
+            **self.run_environment(INFERENCE),
+            **self.ipc.component_env(INFERENCE),
+            **self.streams.client_env(),
+            "AWS_IOT_THING_NAME": self.thing_name,
+        }
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "edgeml_inference"], cwd=self.work, env=env, stdout=log, stderr=log
+            )
+        wait_for(lambda: self._healthy() or self._exited(), "the inference app to answer /v1/health")
+        if self._exited():
+            raise DeviceError(f"the inference app exited at start; its log:\n{self.log_path.read_text()}")
+
+    def _exited(self) -> bool:
+        return self._process is not None and self._process.poll() is not None
+
+    def _healthy(self) -> bool:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=1)
+            connection.request("GET", "/v1/health")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+
+    def health(self) -> dict[str, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
+        connection.request("GET", "/v1/health")
+        snapshot: dict[str, Any] = json.loads(connection.getresponse().read())
+        return snapshot
+
+    def read_stream(self, name: str, start: int = 0, timeout_ms: int = 2000) -> list[dict[str, Any]]:
+        """Every message of a local stream from sequence number `start`, as JSON."""
+        messages: list[dict[str, Any]] = []
+        with pointed_at(self.streams.client_env()), StreamManagerClient(port=self.streams.port) as client:
+            while True:
+                options = ReadMessagesOptions(
+                    desired_start_sequence_number=start + len(messages),
+                    min_message_count=1,
+                    max_message_count=1000,
+                    read_timeout_millis=timeout_ms if not messages else 0,
+                )
+                try:
+                    batch = client.read_messages(name, options)
+                except NotEnoughMessagesException:
+                    return messages
+                messages += [json.loads(message.payload) for message in batch]
+
+    def stop(self) -> int | None:
+        """SIGTERM to the app (as the nucleus stops a component), then the twins; the app's exit code."""
+        code = None
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                code = self._process.wait(15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                code = self._process.wait()
+        elif self._process is not None:
+            code = self._process.returncode
+        self.streams.stop()
+        self.ipc.stop()
+        return code
