@@ -13,12 +13,10 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from stream_manager import ReadMessagesOptions, StreamManagerClient
 from edgeml.twin.cloud.motoserver import MotoServer
 from edgeml.twin.device.ipc import IpcServer
 from edgeml.twin.device.streammanager.server import StreamManagerServer
+from edgeml.twin.loopback import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
@@ -38,22 +37,6 @@ from inference_kit import holdout, png, write_model_dir  # noqa: E402
 COMPONENT = "com.edgeml.Inference"
 THING = "edgeml-it-core"
 pytestmark = pytest.mark.slow
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def recipe_configuration() -> dict[str, Any]:

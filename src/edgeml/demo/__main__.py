@@ -12,6 +12,7 @@ from rich.console import Console
 
 from edgeml.demo.run import HOLDOUT_IMAGES, run_demo
 from edgeml.errors import EdgemlError
+from edgeml.twin.loopback import WaitTimedOut
 
 REPO = Path(os.environ.get("EDGEML_ROOT", Path(__file__).resolve().parents[3]))
 
@@ -31,7 +32,7 @@ def demo(
     console = Console()
     try:
         summary = run_demo(REPO, work.resolve(), images, console)
-    except (EdgemlError, ValueError) as error:
+    except (EdgemlError, ValueError, WaitTimedOut) as error:
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(1)
     path = summary_json or work / "summary.json"

@@ -11,13 +11,11 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from stream_manager import ReadMessagesOptions, StreamManagerClient
@@ -34,31 +32,14 @@ from edgeml.twin.device.artifacts import (
 )
 from edgeml.twin.device.ipc import IpcServer
 from edgeml.twin.device.streammanager.server import StreamManagerServer
+from edgeml.twin.loopback import free_port, wait_for
 
 INFERENCE = "com.edgeml.Inference"
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-T = TypeVar("T")
 
 
 class DeviceError(EdgemlError):
     """The simulated device could not install or run a component."""
-
-
-def wait_for(condition: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
-    """Polls `condition` until it returns something truthy; DeviceError naming `what` on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise DeviceError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class SimulatedCore:

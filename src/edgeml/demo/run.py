@@ -29,10 +29,11 @@ from edgeml.demo.cloud import (
     create_resources,
     package_digits,
 )
-from edgeml.demo.device import SimulatedCore, wait_for
+from edgeml.demo.device import SimulatedCore
 from edgeml.demo.digits import write_holdout_images
 from edgeml.demo.report import DemoSummary, ResultFigures, render
 from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
+from edgeml.twin.loopback import wait_for
 
 THING_NAME = "edgeml-demo-core"
 HOLDOUT_IMAGES = 360
