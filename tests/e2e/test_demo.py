@@ -49,13 +49,18 @@ def test_demo_takes_the_model_to_a_simulated_device_and_the_results_to_the_cloud
     assert results["total"] == 41 and results["ok"] == 40
     assert results["errors"] == {"corrupt_image": 1}
     assert results["accuracy"] >= 0.9
-    # half before the model update, half after it, with no restart in between
-    assert results["by_model_version"] == {"1.0.0": 20, "1.0.1": 20}
+    # a third before the model update, the rest after it, with no restart in between
+    assert results["by_model_version"] == {"1.0.0": 13, "1.0.1": 27}
     assert summary["hot_swap"] == {"from": "1.0.0", "to": "1.0.1"}
+    # the last third was answered with the cloud twin down, buffered in the stream, exported after
+    assert summary["offline"]["results answered while the cloud was down"] == 14
+    assert summary["offline"]["export errors reported while down"] >= 1
 
     exports = summary["exports"]
     assert exports["records exported to Kinesis"] == 41
+    assert exports["Kinesis records in stream order, none missing"] is True
     assert exports["results published to IoT Core (QoS 1)"] == 41
+    assert exports["of those forwarded to the cloud twin"] == 41  # QoS 1: spooled while offline
     assert exports["files moved to done/"] == 40
     assert exports["files moved to failed/ (with a .json reason)"] == 1
     assert exports["health reports in the health stream"] >= 1
@@ -66,5 +71,5 @@ def test_demo_takes_the_model_to_a_simulated_device_and_the_results_to_the_cloud
 def test_demo_refuses_an_image_count_outside_the_holdout(tmp_path: Path) -> None:
     completed = run_demo("--work", str(tmp_path / "work"), "--images", "1000")
     assert completed.returncode == 1
-    assert "--images must be between 2 and 360" in completed.stderr
+    assert "--images must be between 3 and 360" in completed.stderr
     assert not (tmp_path / "work").exists()

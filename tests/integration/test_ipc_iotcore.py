@@ -15,6 +15,7 @@ from moto.iotdata.models import iotdata_backends
 
 from edgeml.twin.cloud.motoserver import MotoServer
 from edgeml.twin.device.ipc import IpcServer
+from edgeml.twin.loopback import free_port
 
 APP = "com.edgeml.Inference"
 MQTT_POLICY = access_control(
@@ -62,6 +63,35 @@ def test_unreachable_cloud_is_recorded_and_the_call_still_succeeds(server: IpcSe
     assert server.wait_iot_core_forwarded(30.0)
     assert [entry.payload for entry in server.mqtt_log] == [b"0", b"1", b"2"]
     assert all(entry.forwarded is False and entry.error for entry in server.mqtt_log)
+
+
+def test_qos1_publishes_are_spooled_while_offline_and_delivered_in_order_when_the_cloud_returns() -> None:
+    port = free_port()
+    with IpcServer(iot_data_endpoint_url=f"http://127.0.0.1:{port}") as server:
+        server.register_component(APP, MQTT_POLICY)
+        with ipc_client(server, APP) as client:
+            for n in range(5):  # each call succeeds at once, the cloud being down
+                client.publish_to_iot_core(
+                    topic_name="edgeml/dev-2/results", qos=QOS.AT_LEAST_ONCE, payload=b"spooled %d" % n
+                )
+            client.publish_to_iot_core(topic_name="edgeml/dev-2/results", qos=QOS.AT_MOST_ONCE, payload=b"q0")
+        assert not server.wait_iot_core_forwarded(1.0)  # still spooled
+        head = server.mqtt_log[0]
+        assert head.forwarded is None and head.error and head.attempts >= 2
+        with MotoServer(port=port):
+            assert server.wait_iot_core_forwarded(20.0)
+        log = server.mqtt_log
+        assert [entry.forwarded for entry in log] == [True] * 5 + [True]
+        delivered = [payload for topic, payload in _published_to_moto() if topic == "edgeml/dev-2/results"]
+        assert delivered == [b"spooled %d" % n for n in range(5)] + [b"q0"]
+
+
+def test_spooled_publishes_end_undelivered_when_the_server_stops(server: IpcServer) -> None:
+    with ipc_client(server, APP) as client:
+        client.publish_to_iot_core(topic_name="edgeml/dev-3/results", qos=QOS.AT_LEAST_ONCE, payload=b"x")
+    server.stop()
+    (entry,) = server.mqtt_log
+    assert entry.forwarded is False and entry.error and entry.done.is_set()
 
 
 def test_publish_outside_mqtt_policy_is_unauthorized(server: IpcServer) -> None:

@@ -22,7 +22,7 @@ def demo(
     / "build"
     / "demo",
     images: Annotated[
-        int, typer.Option("--images", help=f"Held-out digit images to send (2..{HOLDOUT_IMAGES}).")
+        int, typer.Option("--images", help=f"Held-out digit images to send (3..{HOLDOUT_IMAGES}).")
     ] = HOLDOUT_IMAGES,
     summary_json: Annotated[
         Path | None, typer.Option("--json", help="Also write the summary here (default <work>/summary.json).")

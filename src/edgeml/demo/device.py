@@ -166,6 +166,19 @@ class SimulatedCore:
                     return messages
                 messages += [json.loads(message.payload) for message in batch]
 
+    def export_statuses(self, stream: str) -> list[dict[str, Any]]:
+        """`describe_message_stream`'s export status per exporter of a local stream."""
+        with pointed_at(self.streams.client_env()), StreamManagerClient(port=self.streams.port) as client:
+            statuses = client.describe_message_stream(stream).export_statuses or []
+        return [
+            {
+                "identifier": status.export_config_identifier,
+                "last_exported_sequence_number": status.last_exported_sequence_number,
+                "error_message": status.error_message,
+            }
+            for status in statuses
+        ]
+
     def stop(self) -> int | None:
         """SIGTERM to the app (as the nucleus stops a component), then the twins; the app's exit code."""
         code = None

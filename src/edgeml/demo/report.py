@@ -54,8 +54,9 @@ class DemoSummary:
     manifests: dict[str, str] = field(default_factory=dict)  # component -> manifest the device picked
     images: int = 0
     results: ResultFigures | None = None
-    exports: dict[str, int] = field(default_factory=dict)
+    exports: dict[str, int | bool] = field(default_factory=dict)
     hot_swap: dict[str, str] = field(default_factory=dict)
+    offline: dict[str, int] = field(default_factory=dict)
     app_exit_code: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,8 +101,10 @@ def render(summary: DemoSummary, console: Console) -> None:
             "results per model version",
             ", ".join(f"{k}: {v}" for k, v in sorted(results.by_model_version.items())),
         )
-    for name, count in summary.exports.items():
-        figures.add_row(name, str(count))
+    for name, value in {**summary.offline, **summary.exports}.items():
+        figures.add_row(
+            name, {True: "yes", False: "no"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+        )
     if summary.hot_swap:
         figures.add_row(
             "hot swap", f"{summary.hot_swap['from']} -> {summary.hot_swap['to']} without a restart"

@@ -6,14 +6,17 @@
 3. build: `edgeml build` of Runtime, Model and Inference into each component's greengrass-build/
 4. device: artifacts installed as the nucleus installs them (manifest for this platform, digest checked,
    unarchived), IPC and Stream Manager twins started, the inference app run from its built artifact
-5. inference: held-out digit images and one corrupt file dropped in the app's input folder
+5. inference: a third of the held-out digit images and one corrupt file dropped in the app's input folder
 6. model update: 1.0.1 (the FP32 variant) packaged, built, installed and announced as a component update;
-   the app swaps it in without a restart, then takes the rest of the images
-7. what came back: the results stream, Kinesis (exported by Stream Manager), IoT Core, captured inputs in S3
+   the app swaps it in without a restart and takes the next third
+7. offline: the cloud twin stops; the last third is answered and buffered in the Stream Manager stream;
+   the cloud comes back on the same port and the stream catches up
+8. what came back: the results stream, Kinesis (exported by Stream Manager), IoT Core, captured inputs in S3
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,27 +35,30 @@ from edgeml.demo.cloud import (
 from edgeml.demo.device import SimulatedCore
 from edgeml.demo.digits import write_holdout_images
 from edgeml.demo.report import DemoSummary, ResultFigures, render
+from edgeml.model.package import PackagedComponent
 from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
 from edgeml.twin.loopback import wait_for
 
 THING_NAME = "edgeml-demo-core"
 HOLDOUT_IMAGES = 360
+CORRUPT_FILE = "corrupt.png"
 
 
-def kinesis_record_count(stream: str) -> int:
+def kinesis_payloads(stream: str) -> list[bytes]:
+    """Every record of a one-or-more-shard stream, shard by shard, oldest first."""
     kinesis = boto3.client("kinesis")
-    count = 0
+    payloads: list[bytes] = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
         iterator = kinesis.get_shard_iterator(
             StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         while iterator:
             page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-            count += len(page["Records"])
+            payloads += [record["Data"] for record in page["Records"]]
             if not page["Records"]:
                 break
             iterator = page.get("NextShardIterator")
-    return count
+    return payloads
 
 
 def s3_object_count(bucket: str, prefix: str) -> int:
@@ -60,121 +66,195 @@ def s3_object_count(bucket: str, prefix: str) -> int:
     return sum(len(page.get("Contents", [])) for page in pages)
 
 
-def _app_overrides(core: SimulatedCore, resources: CloudResources) -> dict[str, Any]:
-    return {
-        # The model component's unarchived root: the app serves the newest version under it and rescans on
-        # a component update, so a new model version swaps in without a restart.
-        "ModelDirectory": str(core.installed[MODEL_COMPONENT].decompressed_path.parent),
-        "ModelPollS": 0,
-        "ResultKinesisStream": resources.results_kinesis_stream,
-        "CaptureBucket": resources.capture_bucket,
-        "ConfidenceThreshold": 0.9,  # capture every input the model is less than 90% sure of
-        "CaptureSampleRate": 1.0,
-        "HealthIntervalS": 1,
-    }
+def split_in_thirds(images: int) -> tuple[int, int, int]:
+    first = images // 3
+    second = (images - first) // 2
+    return first, second, images - first - second
 
 
-def _wait_for_results(core: SimulatedCore, count: int) -> list[dict[str, Any]]:
-    stream = str(core.configuration["ResultStream"])
-    return wait_for(
-        lambda: results if len(results := core.read_stream(stream)) >= count else None,
-        f"{count} results in the stream {stream}",
-    )
+class Demo:
+    """One run of the demo; each step method is one stage of the data flow."""
+
+    def __init__(self, repo: Path, work: Path, images: int, console: Console) -> None:
+        self.repo = repo
+        self.work = work
+        self.images = images
+        self.console = console
+        self.summary = DemoSummary(images=images)
+        self.cloud = MotoServer()
+        self.core = SimulatedCore(work / "device", THING_NAME)
+        self.sent = 0  # images dropped so far
+
+    # -- cloud and build ---------------------------------------------------------------------------
+
+    def create_cloud_resources(self) -> CloudResources:
+        self.console.rule(f"cloud twin: moto on {self.cloud.endpoint_url}")
+        return create_resources()
+
+    def compile_and_package(self, bucket: str) -> PackagedComponent:
+        self.console.rule("model: compile locally, package as a component version")
+        variants_dir = self.work / "variants"
+        variant_set = compile_digits(self.repo / "models" / "digits" / "model.onnx", variants_dir)
+        self.summary.variants = [
+            {
+                "target": variant.target,
+                "quantisation": variant.quantisation,
+                "accuracy_top1": variant.accuracy_top1,
+                "bytes": (variants_dir / variant.path).stat().st_size,
+            }
+            for variant in variant_set.variants
+        ]
+        return package_digits(variants_dir, self.work / "model", bucket, "1.0.0")
+
+    def build_and_install(self, model: PackagedComponent) -> None:
+        self.console.rule("build: Runtime, Model and Inference (gdk layout); install on the device")
+        for build in build_components(self.repo / "components", self.work / "model", model.version):
+            installed = self.core.install(build)
+            self.summary.components[installed.component] = installed.version
+            self.summary.manifests[installed.component] = installed.manifest
+
+    # -- device ------------------------------------------------------------------------------------
+
+    @property
+    def inputs(self) -> Path:
+        return self.core.work / str(self.core.configuration["InputDirectory"])
+
+    def start_device(self, resources: CloudResources) -> None:
+        self.console.rule(f"device {THING_NAME}: IPC and Stream Manager twins, the inference app")
+        self.core.start(
+            {
+                # The model component's unarchived root: the app serves the newest version under it and
+                # rescans on a component update, so a new model version swaps in without a restart.
+                "ModelDirectory": str(self.core.installed[MODEL_COMPONENT].decompressed_path.parent),
+                "ModelPollS": 0,
+                "ResultKinesisStream": resources.results_kinesis_stream,
+                "CaptureBucket": resources.capture_bucket,
+                "ConfidenceThreshold": 0.9,  # capture every input the model is less than 90% sure of
+                "CaptureSampleRate": 1.0,
+                "HealthIntervalS": 1,
+            }
+        )
+
+    def results(self, at_least: int) -> list[dict[str, Any]]:
+        stream = str(self.core.configuration["ResultStream"])
+        return wait_for(
+            lambda: results if len(results := self.core.read_stream(stream)) >= at_least else None,
+            f"{at_least} results in the stream {stream}",
+            timeout_s=60,
+        )
+
+    def infer(self, count: int, label: str, corrupt: bool = False) -> list[dict[str, Any]]:
+        """Drops the next `count` held-out images (and a corrupt file) and waits for all answers."""
+        self.console.rule(f"inference: {count} images {label}")
+        write_holdout_images(self.inputs, count, offset=self.sent)
+        self.sent += count
+        if corrupt:
+            (self.inputs / CORRUPT_FILE).write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+        return self.results(self.sent + 1)  # + the corrupt file, dropped with the first batch
+
+    def update_model(self, bucket: str, previous: PackagedComponent) -> None:
+        self.console.rule("model update: 1.0.1 (FP32 variant) swapped in without a restart")
+        slot = f"linux-{self.core.platform['architecture']}"
+        update = package_digits(
+            self.work / "variants", self.work / "model", bucket, "1.0.1", {slot: "cpu-fp32"}
+        )
+        builds = build_components(self.repo / "components", self.work / "model", update.version)
+        [model_build] = [build for build in builds if build.component == MODEL_COMPONENT]
+        self.summary.components[MODEL_COMPONENT] = self.core.install(model_build).version
+        deferrals = self.core.ipc.announce_component_update(
+            "demo-deployment-2", {MODEL_COMPONENT: update.version}
+        )
+        if deferrals:
+            raise RuntimeError(f"the app deferred the model update: {deferrals}")
+        wait_for(lambda: self.core.health()["model"]["version"] == update.version, f"model {update.version}")
+        self.summary.hot_swap = {"from": previous.version, "to": update.version}
+
+    def infer_offline(self, count: int, results_kinesis_stream: str) -> None:
+        """Stops the cloud twin, answers `count` images into the stream, brings the cloud back."""
+        port = int(self.cloud.endpoint_url.rsplit(":", 1)[1])
+        self.cloud.stop()
+        stream = str(self.core.configuration["ResultStream"])
+        results = self.infer(count, "while the cloud twin is down")
+        failing = wait_for(
+            lambda: [s for s in self.core.export_statuses(stream) if s.get("error_message")],
+            "the Kinesis export to report the outage",
+        )
+        self.console.print(f"export while offline: {failing[0]['error_message'][:100]}", highlight=False)
+        self.cloud = MotoServer(port=port).start()  # moto keeps its state in-process: same buckets, streams
+        self.console.rule(f"cloud twin back on {self.cloud.endpoint_url}: the stream catches up")
+        wait_for(
+            lambda: len(kinesis_payloads(results_kinesis_stream)) >= len(results),
+            "Stream Manager's export of every result to Kinesis after the outage",
+            timeout_s=60,
+        )
+        self.summary.offline = {
+            "results answered while the cloud was down": count,
+            "export errors reported while down": len(failing),
+        }
+
+    # -- what came back ----------------------------------------------------------------------------
+
+    def collect(self, resources: CloudResources) -> None:
+        self.console.rule("what came back")
+        results = self.results(self.sent + 1)
+        self.summary.results = ResultFigures.from_results(results)
+        exported = [
+            json.loads(payload)["request_id"]
+            for payload in kinesis_payloads(resources.results_kinesis_stream)
+        ]
+        in_stream_order = [result["request_id"] for result in results]
+        self.core.ipc.wait_iot_core_forwarded()
+        low_confidence = sum(1 for r in results if r.get("status") == "ok" and not r.get("confident", True))
+        prefix = f"captures/{THING_NAME}/"
+        wait_for(
+            lambda: s3_object_count(resources.capture_bucket, prefix) >= low_confidence or None,
+            "captured inputs exported to S3",
+        )
+        mqtt = self.core.ipc.mqtt_log
+        self.summary.exports = {
+            "records exported to Kinesis": len(exported),
+            "Kinesis records in stream order, none missing": list(dict.fromkeys(exported)) == in_stream_order,
+            "results published to IoT Core (QoS 1)": len(mqtt),
+            "of those forwarded to the cloud twin": sum(1 for entry in mqtt if entry.forwarded),
+            "low-confidence inputs captured to S3": s3_object_count(resources.capture_bucket, prefix),
+            "health reports in the health stream": len(
+                self.core.read_stream(str(self.core.configuration["HealthStream"]), timeout_ms=0)
+            ),
+            "files moved to done/": len(list((self.inputs / "done").glob("*.png"))),
+            "files moved to failed/ (with a .json reason)": len(list((self.inputs / "failed").glob("*.png"))),
+        }
+
+    def run(self) -> DemoSummary:
+        self.cloud.start()
+        try:
+            with pointed_at(self.cloud.env()):  # a restarted cloud twin keeps the port, so the same env
+                self.run_steps()
+        finally:
+            self.summary.app_exit_code = self.core.stop()
+            self.cloud.stop()
+        return self.summary
+
+    def run_steps(self) -> None:
+        resources = self.create_cloud_resources()
+        first_model = self.compile_and_package(resources.artifact_bucket)
+        self.build_and_install(first_model)
+        self.start_device(resources)
+        before, after, offline = split_in_thirds(self.images)
+        self.infer(before, f"on model {first_model.version}", corrupt=True)
+        self.update_model(resources.artifact_bucket, first_model)
+        self.infer(after, "on model 1.0.1")
+        self.infer_offline(offline, resources.results_kinesis_stream)
+        self.collect(resources)
 
 
 def run_demo(repo: Path, work: Path, images: int, console: Console) -> DemoSummary:
     """Runs every step with `work` as scratch space (emptied first); returns what was measured."""
-    if not 2 <= images <= HOLDOUT_IMAGES:
+    if not 3 <= images <= HOLDOUT_IMAGES:
         raise ValueError(
-            f"--images must be between 2 and {HOLDOUT_IMAGES} (the digits holdout), not {images}"
+            f"--images must be between 3 and {HOLDOUT_IMAGES} (the digits holdout), not {images}"
         )
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    summary = DemoSummary(images=images)
-    with MotoServer() as moto, pointed_at(moto.env()):
-        console.rule(f"cloud twin: moto on {moto.endpoint_url}")
-        resources = create_resources()
-
-        console.rule("model: compile locally, package as a component version")
-        variant_set = compile_digits(repo / "models" / "digits" / "model.onnx", work / "variants")
-        summary.variants = [
-            {
-                "target": v.target,
-                "quantisation": v.quantisation,
-                "accuracy_top1": v.accuracy_top1,
-                "bytes": (work / "variants" / v.path).stat().st_size,
-            }
-            for v in variant_set.variants
-        ]
-        first = package_digits(work / "variants", work / "model", resources.artifact_bucket, "1.0.0")
-
-        console.rule("build: Runtime, Model and Inference (gdk layout)")
-        builds = build_components(repo / "components", work / "model", first.version)
-
-        console.rule(f"device {THING_NAME}: install, start the twins and the inference app")
-        core = SimulatedCore(work / "device", THING_NAME)
-        for build in builds:
-            installed = core.install(build)
-            summary.components[installed.component] = installed.version
-            summary.manifests[installed.component] = installed.manifest
-        try:
-            core.start(_app_overrides(core, resources))
-            inputs = core.work / str(core.configuration["InputDirectory"])
-            first_half = images // 2
-            console.rule(f"inference: {first_half} images on model {first.version}")
-            write_holdout_images(inputs, first_half)
-            (inputs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
-            _wait_for_results(core, first_half + 1)
-
-            console.rule("model update: 1.0.1 (FP32 variant) swapped in without a restart")
-            slot = f"linux-{core.platform['architecture']}"
-            second = package_digits(
-                work / "variants", work / "model", resources.artifact_bucket, "1.0.1", {slot: "cpu-fp32"}
-            )
-            [model_build] = [
-                b
-                for b in build_components(repo / "components", work / "model", second.version)
-                if b.component == MODEL_COMPONENT
-            ]
-            summary.components[MODEL_COMPONENT] = core.install(model_build).version
-            deferrals = core.ipc.announce_component_update(
-                "demo-deployment-2", {MODEL_COMPONENT: second.version}
-            )
-            if deferrals:
-                raise RuntimeError(f"the app deferred the model update: {deferrals}")
-            wait_for(lambda: core.health()["model"]["version"] == second.version, f"model {second.version}")
-            summary.hot_swap = {"from": first.version, "to": second.version}
-
-            console.rule(f"inference: {images - first_half} more images on model {second.version}")
-            write_holdout_images(inputs, images - first_half, offset=first_half)
-            results = _wait_for_results(core, images + 1)
-            summary.results = ResultFigures.from_results(results)
-
-            console.rule("what came back")
-            wait_for(
-                lambda: kinesis_record_count(resources.results_kinesis_stream) >= len(results),
-                "Stream Manager's export of every result to Kinesis",
-            )
-            core.ipc.wait_iot_core_forwarded()
-            low_confidence = sum(
-                1 for r in results if r.get("status") == "ok" and not r.get("confident", True)
-            )
-            prefix = f"captures/{THING_NAME}/"
-            wait_for(
-                lambda: s3_object_count(resources.capture_bucket, prefix) >= low_confidence or None,
-                "captured inputs exported to S3",
-            )
-            summary.exports = {
-                "records exported to Kinesis": kinesis_record_count(resources.results_kinesis_stream),
-                "results published to IoT Core (QoS 1)": len(core.ipc.mqtt_log),
-                "low-confidence inputs captured to S3": s3_object_count(resources.capture_bucket, prefix),
-                "health reports in the health stream": len(
-                    core.read_stream(str(core.configuration["HealthStream"]), timeout_ms=0)
-                ),
-                "files moved to done/": len(list((inputs / "done").glob("*.png"))),
-                "files moved to failed/ (with a .json reason)": len(list((inputs / "failed").glob("*.png"))),
-            }
-        finally:
-            summary.app_exit_code = core.stop()
+    summary = Demo(repo, work, images, console).run()
     render(summary, console)
     return summary

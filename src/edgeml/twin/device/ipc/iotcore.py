@@ -2,8 +2,10 @@
 `iot-data` `publish`, to the cloud twin; `publish_from_cloud` feeds SubscribeToIoTCore streams.
 
 Forwarding runs on one worker thread in publish order, like the nucleus' spooler, so the client's
-call never waits on the cloud. When the endpoint is unreachable the entry records the error and the
-client still gets its PublishToIoTCoreResponse (the twin does not retry; see docs/ipc-twin.md).
+call never waits on the cloud. When the endpoint is unreachable the client still gets its
+PublishToIoTCoreResponse; a QoS 0 message is then dropped (the nucleus' default, keepQos0WhenOffline
+false) and a QoS 1 message stays spooled, retried with backoff ahead of everything after it, until the
+cloud answers or the server stops (see docs/ipc-twin.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from edgeml.twin.device.ipc.topics import mqtt_topic_matches
 IOT_CORE_MESSAGE = "aws.greengrass#IoTCoreMessage"
 FORWARD_CONNECT_TIMEOUT_S = 2.0
 FORWARD_READ_TIMEOUT_S = 5.0
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
 _log = logging.getLogger(__name__)
 
 
@@ -36,8 +40,9 @@ class MqttLogEntry:
     time: float
     component: str
     retain: bool = False
-    forwarded: bool | None = None
-    error: str | None = None
+    forwarded: bool | None = None  # None while spooled
+    error: str | None = None  # the last failed attempt's error
+    attempts: int = 0
     done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
 
@@ -80,6 +85,7 @@ class IoTCoreBridge:
         self._log_lock = threading.Lock()
         self._queue: queue.SimpleQueue[MqttLogEntry | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._subscriptions: list[CloudSubscription] = []
 
     @property
@@ -104,28 +110,53 @@ class IoTCoreBridge:
     def _forward_loop(self) -> None:
         client: Any = None
         while (entry := self._queue.get()) is not None:
-            try:
-                if client is None:
-                    client = self._client_factory(self.endpoint_url)
-                client.publish(topic=entry.topic, qos=entry.qos, payload=entry.payload)
-                entry.forwarded = True
-            except Exception as error:  # offline cloud: record and keep going
+            if self._stopping.is_set():  # stopping: not attempted
                 entry.forwarded = False
-                entry.error = f"{type(error).__name__}: {error}"
-                _log.warning("iot-data publish to %s failed: %s", entry.topic, entry.error)
-            finally:
                 entry.done.set()
+                continue
+            backoff = RETRY_FIRST_S
+            while True:
+                entry.attempts += 1
+                try:
+                    if client is None:
+                        client = self._client_factory(self.endpoint_url)
+                    client.publish(topic=entry.topic, qos=entry.qos, payload=entry.payload)
+                    entry.forwarded, entry.error = True, None
+                    break
+                except Exception as error:  # offline cloud
+                    entry.error = f"{type(error).__name__}: {error}"
+                    if entry.qos == 0:
+                        entry.forwarded = False
+                        _log.warning(
+                            "iot-data publish to %s failed, QoS 0 dropped: %s", entry.topic, entry.error
+                        )
+                        break
+                    _log.warning("iot-data publish to %s failed, spooled: %s", entry.topic, entry.error)
+                    if self._stopping.wait(backoff):
+                        entry.forwarded = False
+                        break
+                    backoff = min(backoff * 2, RETRY_MAX_S)
+            entry.done.set()
+        # stopped: whatever is still spooled was not delivered
+        while not self._queue.empty():
+            pending = self._queue.get()
+            if pending is not None:
+                pending.forwarded = False
+                pending.done.set()
 
     def wait_forwarded(self, timeout_s: float) -> bool:
-        """Waits until every logged publish has been forwarded or has failed; False on timeout."""
+        """Waits until every logged publish has been forwarded or dropped; False on timeout (e.g. QoS 1
+        messages still spooled while the cloud is unreachable)."""
         deadline = time.monotonic() + timeout_s
         return all(entry.done.wait(max(0.0, deadline - time.monotonic())) for entry in self.log)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self._worker is not None:
+            self._stopping.set()
             self._queue.put(None)
             self._worker.join(timeout_s)
             self._worker = None
+            self._stopping.clear()
 
     def subscribe(self, subscription: CloudSubscription) -> Callable[[], None]:
         self._subscriptions.append(subscription)
