@@ -188,7 +188,7 @@ def test_local_compile_then_package(
     cli.main()
     recipe = yaml.safe_load((build / "recipes/com.edgeml.model.Local-1.0.0.yaml").read_text())
     assert [manifest["Name"] for manifest in recipe["Manifests"]] == [
-        "linux-amd64-nvidia", "linux-aarch64-nvidia", "linux-amd64", "linux-aarch64", "linux-arm",
+        "linux-amd64-nvidia", "linux-aarch64-nvidia", "linux-amd64", "linux-aarch64",
     ]  # fmt: skip
     assert "cpu-opt" in capsys.readouterr().out
 

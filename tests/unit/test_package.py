@@ -67,8 +67,7 @@ def test_one_zip_per_platform_manifest_with_gpu_manifests_first(variants: Path, 
         {"os": "linux", "architecture": "aarch64", "accelerator": "nvidia"},
         {"os": "linux", "architecture": "amd64"},
         {"os": "linux", "architecture": "aarch64"},
-        {"os": "linux", "architecture": "arm"},
-    ]
+    ]  # no linux-arm manifest: the Runtime has no ONNX Runtime on armv7l and no Neo build for it is here
     chosen = {artifact.platform.slot: artifact.variant.target for artifact in packaged.artifacts}
     # Neo's rasp4b build serves aarch64; INT8 serves the other CPUs; GPUs get the float variant.
     assert chosen == {
@@ -76,8 +75,10 @@ def test_one_zip_per_platform_manifest_with_gpu_manifests_first(variants: Path, 
         "linux-aarch64-nvidia": "cpu-opt",
         "linux-amd64": "cpu-int8",
         "linux-aarch64": "rasp4b",
-        "linux-arm": "cpu-int8",
     }
+    with pytest.raises(PackagingError, match=r"--assign linux-arm=cpu-int8: linux-arm has no ONNX Runtime"):
+        package(_request(variants, tmp_path / "refused", assignments={"linux-arm": "cpu-int8"}))
+    assert not (tmp_path / "refused").exists()
 
 
 def test_recipe_validates_against_gdk_schema_and_digests_match_zips(variants: Path, tmp_path: Path) -> None:

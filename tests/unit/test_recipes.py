@@ -184,7 +184,10 @@ def test_inference_runs_in_the_runtime_venv_on_this_platforms_model() -> None:
             lifecycle["Setenv"]["MODEL_DIR"]
             == f"{{com.edgeml.model.Digits:artifacts:decompressedPath}}/{name}"
         )
-        assert model_manifests[name] == manifest["Platform"]
+        # The committed digits recipe is a local compile: no linux-arm manifest (no ONNX Runtime on armv7l);
+        # a Neo build (rasp3b) adds it under the same name.
+        assert model_manifests.get(name, manifest["Platform"]) == manifest["Platform"]
+    assert set(model_manifests) <= {m["Name"] for m in inference["Manifests"]}
     # Greengrass takes the first manifest that matches: GPU manifests come before the plain ones.
     names = [m["Name"] for m in inference["Manifests"]]
     assert names.index("linux-amd64-nvidia") < names.index("linux-amd64")

@@ -99,7 +99,7 @@ def _auto_variant(platform: Platform, variants: tuple[Variant, ...]) -> Variant 
         if get_target(variant.target).platform == platform:
             return variant
     preference = CPU_PREFERENCE if platform.accelerator == "cpu" else GPU_PREFERENCE
-    if platform.accelerator not in ("cpu", "nvidia"):
+    if platform.accelerator not in ("cpu", "nvidia") or not platform.runs_onnx:
         return None
     portable = {item.target: item for item in variants if get_target(item.target).platform is None}
     return next((portable[target] for target in preference if target in portable), None)
@@ -118,6 +118,11 @@ def assign_variants(variant_set: VariantSet, assignments: dict[str, str]) -> lis
         fixed = get_target(target).platform
         if fixed is not None and fixed != by_slot[slot]:
             raise PackagingError(f"--assign {slot}={target}: {target} runs on {fixed.slot}, not {slot}")
+        if fixed is None and not by_slot[slot].runs_onnx:
+            raise PackagingError(
+                f"--assign {slot}={target}: {slot} has no ONNX Runtime (com.edgeml.Runtime installs DLR only "
+                "there); compile a Neo variant for it (e.g. -t rasp3b)"
+            )
     chosen = []
     for platform in platforms:
         assigned = assignments.get(platform.slot)

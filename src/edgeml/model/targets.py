@@ -25,6 +25,12 @@ class Platform:
     accelerator: str = "cpu"
 
     @property
+    def runs_onnx(self) -> bool:
+        """Whether com.edgeml.Runtime installs ONNX Runtime here. Not on 32-bit ARM: there are no
+        onnxruntime wheels for armv7l, so only DLR (Neo artifacts) runs there."""
+        return self.architecture != "arm"
+
+    @property
     def slot(self) -> str:
         """Short id used for artifact names: linux-amd64, linux-aarch64-nvidia, ..."""
         parts = [self.os, self.architecture]
