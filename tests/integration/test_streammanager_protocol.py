@@ -226,6 +226,49 @@ def test_malformed_frames_get_protocol_errors_while_a_client_keeps_working(
     ]
 
 
+def test_appends_on_the_fast_path_answer_errors_and_pipelined_requests(
+    server: StreamManagerServer, connect: ClientFactory
+) -> None:
+    """SDK-shaped appends sent raw: errors keep the request id, a burst is all answered."""
+    client = connect()
+    client.create_message_stream(definition("fast"))
+    sock = raw_session(server)
+    try:
+        # SDK key order, but the payload is a text string: InvalidRequest naming the request.
+        send_frame(
+            sock, Operation.AppendMessage.value, b"\xa3\x69requestId\x63r-5\x64name\x64fast\x67payload\x61x"
+        )
+        operation, reply = read_reply(sock)
+        assert operation == Operation.AppendMessageResponse.value
+        assert (reply["requestId"], reply["status"]) == ("r-5", ResponseStatusCode.InvalidRequest.value)
+
+        # A stream that does not exist.
+        send_frame(sock, Operation.AppendMessage.value, append_payload("r-6", "missing", b"x"))
+        operation, reply = read_reply(sock)
+        assert (reply["requestId"], reply["status"]) == ("r-6", ResponseStatusCode.ResourceNotFound.value)
+
+        # Twenty appends in one write (one recv on the server): every one answered, in sequence.
+        burst = b"".join(
+            struct.pack(">i", len(payload) + 1) + bytes([Operation.AppendMessage.value]) + payload
+            for payload in (append_payload(f"b-{n}", "fast", b"m%d" % n) for n in range(20))
+        )
+        sock.sendall(burst)
+        replies = [read_reply(sock)[1] for _ in range(20)]
+        assert sorted((r["sequenceNumber"], r["requestId"]) for r in replies) == [
+            (n, f"b-{n}") for n in range(20)
+        ]
+        assert all(r["status"] == ResponseStatusCode.Success.value for r in replies)
+    finally:
+        sock.close()
+    messages = client.read_messages("fast", ReadMessagesOptions(max_message_count=50))
+    assert [m.payload for m in messages] == [b"m%d" % n for n in range(20)]
+    assert client.append_message("fast", b"after") == 20
+
+
+def append_payload(request_id: str, stream: str, data: bytes) -> bytes:
+    return cbor2.dumps({"requestId": request_id, "name": stream, "payload": data})
+
+
 # -- raw socket helpers -------------------------------------------------------------------------------
 
 

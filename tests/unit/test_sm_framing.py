@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import cbor2
@@ -13,18 +12,22 @@ from stream_manager.utilinternal import UtilInternal
 from edgeml.twin.device.streammanager.errors import FramingError
 from edgeml.twin.device.streammanager.framing import (
     Frame,
+    FrameDecoder,
     OversizedFrame,
     encode_frame,
-    read_frame,
     sniff_request_id,
 )
 
 
-def reader_with(data: bytes) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    reader.feed_data(data)
-    reader.feed_eof()
-    return reader
+def decode_in_pieces(data: bytes, piece: int, limit: int) -> list[Frame | OversizedFrame]:
+    """Feeds `data` `piece` bytes at a time, as a socket may deliver it, then checks it ended cleanly."""
+    decoder = FrameDecoder(limit)
+    frames: list[Frame | OversizedFrame] = []
+    for start in range(0, len(data), piece):
+        frames += decoder.feed(data[start : start + piece])
+    decoder.finish()
+    assert decoder.between_frames
+    return frames
 
 
 def sdk_frame(payload: bytes, operation: Operation = Operation.AppendMessage) -> bytes:
@@ -35,30 +38,45 @@ def test_encode_matches_the_sdk() -> None:
     assert encode_frame(Operation.AppendMessage.value, b"abc") == sdk_frame(b"abc")
 
 
-def test_reads_frames_written_by_the_sdk_then_clean_eof() -> None:
-    async def run() -> list[Frame | OversizedFrame | None]:
-        reader = reader_with(sdk_frame(b"one") + sdk_frame(b"", Operation.ListStreams))
-        return [await read_frame(reader, 100) for _ in range(3)]
-
-    assert asyncio.run(run()) == [
+@pytest.mark.parametrize("piece", [1, 2, 5, 7, 1 << 20])
+def test_reads_frames_written_by_the_sdk_then_clean_eof(piece: int) -> None:
+    data = sdk_frame(b"one") + sdk_frame(b"", Operation.ListStreams) + sdk_frame(b"x" * 300)
+    assert decode_in_pieces(data, piece, 1000) == [
         Frame(Operation.AppendMessage.value, b"one"),
         Frame(Operation.ListStreams.value, b""),
-        None,
+        Frame(Operation.AppendMessage.value, b"x" * 300),
     ]
 
 
-def test_oversized_frame_is_drained_and_names_its_request() -> None:
+@pytest.mark.parametrize("piece", [3, 1000, 65536, 1 << 20])
+def test_oversized_frame_is_drained_and_names_its_request(piece: int) -> None:
     payload = cbor2.dumps(
         AppendMessageRequest(request_id="req-7", name="s", payload=b"x" * 100_000).as_dict()
     )
+    frames = decode_in_pieces(sdk_frame(payload) + sdk_frame(b"next"), piece, 1024)
+    assert frames == [
+        OversizedFrame(Operation.AppendMessage.value, len(payload), "req-7"),
+        Frame(Operation.AppendMessage.value, b"next"),
+    ]
 
-    async def run() -> tuple[Frame | OversizedFrame | None, Frame | OversizedFrame | None]:
-        reader = reader_with(sdk_frame(payload) + sdk_frame(b"next"))
-        return await read_frame(reader, 1024), await read_frame(reader, 1024)
 
-    oversized, following = asyncio.run(run())
-    assert oversized == OversizedFrame(Operation.AppendMessage.value, len(payload), "req-7")
-    assert following == Frame(Operation.AppendMessage.value, b"next")
+def test_a_large_frame_in_many_pieces_is_not_copied_per_piece() -> None:
+    payload = b"y" * (4 << 20)
+    decoder = FrameDecoder(8 << 20)
+    data = sdk_frame(payload)
+    frames: list[Frame | OversizedFrame] = []
+    for start in range(0, len(data), 4096):
+        frames += decoder.feed(data[start : start + 4096])
+    assert frames == [Frame(Operation.AppendMessage.value, payload)]
+    assert decoder.between_frames
+
+
+def test_frames_before_an_impossible_length_are_kept() -> None:
+    decoder = FrameDecoder(100)
+    frames = decoder.feed(sdk_frame(b"ok") + struct.pack(">i", 0) + b"\x04" + sdk_frame(b"ignored"))
+    assert frames == [Frame(Operation.AppendMessage.value, b"ok")]
+    assert decoder.error is not None
+    assert decoder.feed(sdk_frame(b"later")) == []
 
 
 @pytest.mark.parametrize(
@@ -71,11 +89,10 @@ def test_oversized_frame_is_drained_and_names_its_request() -> None:
     ],
 )
 def test_broken_framing_is_an_error(data: bytes) -> None:
-    async def run() -> None:
-        await read_frame(reader_with(data), 100)
-
+    decoder = FrameDecoder(100)
+    decoder.feed(data)
     with pytest.raises(FramingError):
-        asyncio.run(run())
+        decoder.finish()
 
 
 def test_request_id_from_a_truncated_payload() -> None:

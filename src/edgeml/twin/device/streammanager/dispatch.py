@@ -34,6 +34,7 @@ from edgeml.twin.device.streammanager.store.stream import MessageStream
 
 Handler = Callable[[Any], Awaitable[Any]]
 _UNKNOWN_FAILURE = 1
+_APPEND_SPEC = OPERATIONS[APPEND_REQUEST]
 _log = logging.getLogger(__name__)
 
 
@@ -63,7 +64,9 @@ class RequestDispatcher:
     async def handle(self, operation: int, payload: bytes) -> bytes:
         """The response frame for one request frame (errors included)."""
         if operation == APPEND_REQUEST:
-            return await self._append_fast(payload)
+            answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            self.append(payload, answer.set_result)
+            return await answer
         handler = self._handlers.get(operation)
         if handler is None:
             return error_frame(
@@ -135,19 +138,39 @@ class RequestDispatcher:
         )
         return sm.DescribeMessageStreamResponse(message_stream_info=info)
 
-    async def _append_fast(self, payload: bytes) -> bytes:
-        """AppendMessage without building SDK objects: it is the one operation devices call in a loop."""
-        spec = OPERATIONS[APPEND_REQUEST]
+    def append(self, payload: bytes, reply: Callable[[bytes], None], appender: object = None) -> None:
+        """AppendMessage, the one operation devices call in a loop: no SDK objects, no task, no future.
+
+        The record is written now; `reply` gets the response frame once the group commit made it durable
+        (or at once with the error frame when the request cannot be appended). `appender` (the
+        connection) lets the group commit wait briefly for other active appenders.
+        """
         request_id: str | None = None
         try:
             request_id, name, data = decode_append(payload)
-            sequence_number = await self.append_durably(name, data)
-            return append_response_frame(request_id, sequence_number)
+            stream = self.registry.get(name)
+            sequence_number = stream.append(data)
         except StreamManagerTwinError as error:
-            return error_frame(spec, request_id or request_id_of(payload), error.status_code, str(error))
+            reply(
+                error_frame(_APPEND_SPEC, request_id or request_id_of(payload), error.status_code, str(error))
+            )
+            return
         except Exception as error:
             _log.exception("append failed")
-            return error_frame(spec, request_id or request_id_of(payload), _UNKNOWN_FAILURE, repr(error))
+            reply(
+                error_frame(_APPEND_SPEC, request_id or request_id_of(payload), _UNKNOWN_FAILURE, repr(error))
+            )
+            return
+        success = append_response_frame(request_id, sequence_number)
+
+        def durable(failure: OSError | None) -> None:
+            if failure is None:
+                reply(success)
+            else:
+                _log.error("fsync failed, append %s not acknowledged: %s", request_id, failure)
+                reply(error_frame(_APPEND_SPEC, request_id, _UNKNOWN_FAILURE, repr(failure)))
+
+        self.committer.after_durable(stream, durable, appender)
 
     async def _read(self, request: Any) -> Any:
         options = request.read_messages_options or sm.ReadMessagesOptions()

@@ -3,35 +3,36 @@
 
 See `stream_manager/utilinternal.py` (`encode_frame`) and `streammanagerclient.py`
 (`__read_message_frame`, `__connect_request_response`).
+
+`FrameDecoder` splits bytes as they arrive from the socket (the connection is an `asyncio.Protocol`, so
+there is no per-frame coroutine or stream read): complete frames come out of `feed` as soon as their last
+byte is in, and a frame over the size limit is drained as it arrives without being kept in memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import cbor2
 
 from edgeml.twin.device.streammanager.errors import FramingError
 
 CONNECT_VERSION = 1
+HEADER_BYTES = 5
 _LENGTH = struct.Struct(">i")
 _SNIFF_BYTES = 4096
-_DISCARD_CHUNK = 1 << 16
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """One complete frame: the operation code and its CBOR payload."""
 
     operation: int
     payload: bytes
 
 
-@dataclass(frozen=True)
-class OversizedFrame:
+class OversizedFrame(NamedTuple):
     """A frame whose payload was over the limit; it was read and discarded to keep the stream in step."""
 
     operation: int
@@ -41,36 +42,99 @@ class OversizedFrame:
 
 def encode_frame(operation: int, payload: bytes) -> bytes:
     """One frame as the client reads it (length counts the operation byte)."""
-    return _LENGTH.pack(len(payload) + 1) + bytes([operation]) + payload
+    return _LENGTH.pack(len(payload) + 1) + bytes((operation,)) + payload
 
 
-async def read_frame(reader: asyncio.StreamReader, max_payload_bytes: int) -> Frame | OversizedFrame | None:
-    """Reads the next frame; None at a clean end of stream between frames.
+class _Discard:
+    """An oversized frame being drained: its first bytes are kept to find the request id."""
 
-    Raises FramingError when the length prefix is impossible or the stream ends inside a frame.
+    __slots__ = ("operation", "payload_length", "prefix", "remaining")
+
+    def __init__(self, operation: int, payload_length: int) -> None:
+        self.operation = operation
+        self.payload_length = payload_length
+        self.remaining = payload_length
+        self.prefix = bytearray()
+
+
+class FrameDecoder:
+    """Incremental frame splitter for one connection.
+
+    `feed` returns the frames completed by the bytes given. When the length prefix is impossible (< 1)
+    the frames before it are still returned, `error` is set and everything after it is ignored.
     """
-    try:
-        header = await reader.readexactly(5)
-    except asyncio.IncompleteReadError as error:
-        if not error.partial:
-            return None
-        raise FramingError("connection closed inside a frame header") from error
-    (length,) = _LENGTH.unpack(header[:4])
-    operation = header[4]
-    if length < 1:
-        raise FramingError(f"frame length {length} is not positive")
-    payload_length = length - 1
-    try:
-        if payload_length <= max_payload_bytes:
-            return Frame(operation, await reader.readexactly(payload_length))
-        prefix = await reader.readexactly(min(payload_length, _SNIFF_BYTES))
-        remaining = payload_length - len(prefix)
-        while remaining:
-            chunk = await reader.readexactly(min(remaining, _DISCARD_CHUNK))
-            remaining -= len(chunk)
-    except asyncio.IncompleteReadError as error:
-        raise FramingError("connection closed inside a frame payload") from error
-    return OversizedFrame(operation, payload_length, sniff_request_id(prefix))
+
+    def __init__(self, max_payload_bytes: int) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self.error: FramingError | None = None
+        self._pending = bytearray()
+        self._needed = HEADER_BYTES  # bytes `_pending` must hold before it can be parsed again
+        self._discard: _Discard | None = None
+
+    @property
+    def between_frames(self) -> bool:
+        """True when no frame is partly received (a clean place for the stream to end)."""
+        return not self._pending and self._discard is None
+
+    def feed(self, data: bytes) -> list[Frame | OversizedFrame]:
+        frames: list[Frame | OversizedFrame] = []
+        if self.error is not None:
+            return frames
+        if self._pending:
+            self._pending += data
+            if len(self._pending) < self._needed:
+                return frames  # a large frame still arriving: no copy until it is complete
+            data = bytes(self._pending)
+            self._pending.clear()
+        position, end = 0, len(data)
+        while position < end:
+            if self._discard is not None:
+                position = self._drain(data, position, frames)
+                continue
+            if end - position < HEADER_BYTES:
+                self._needed = HEADER_BYTES
+                break
+            (length,) = _LENGTH.unpack_from(data, position)
+            if length < 1:
+                self.error = FramingError(f"frame length {length} is not positive")
+                return frames
+            start = position + HEADER_BYTES
+            stop = start + length - 1
+            if length - 1 > self.max_payload_bytes:
+                self._discard = _Discard(data[position + 4], length - 1)
+                position = start
+                continue
+            if stop > end:
+                self._needed = stop - position
+                break
+            frames.append(Frame(data[position + 4], data[start:stop]))
+            position = stop
+        if position < end:
+            self._pending += data[position:] if position else data
+        return frames
+
+    def finish(self) -> None:
+        """At end of stream: raises the framing error, or FramingError if the stream ended inside a frame."""
+        if self.error is not None:
+            raise self.error
+        if self._discard is not None or len(self._pending) >= HEADER_BYTES:
+            raise FramingError("connection closed inside a frame payload")
+        if self._pending:
+            raise FramingError("connection closed inside a frame header")
+
+    def _drain(self, data: bytes, position: int, frames: list[Frame | OversizedFrame]) -> int:
+        discard = self._discard
+        assert discard is not None
+        take = min(discard.remaining, len(data) - position)
+        wanted = _SNIFF_BYTES - len(discard.prefix)
+        if wanted > 0:
+            discard.prefix += data[position : position + min(take, wanted)]
+        discard.remaining -= take
+        if not discard.remaining:
+            self._discard = None
+            request_id = sniff_request_id(bytes(discard.prefix))
+            frames.append(OversizedFrame(discard.operation, discard.payload_length, request_id))
+        return position + take
 
 
 def sniff_request_id(payload_prefix: bytes) -> str | None:

@@ -90,12 +90,69 @@ def decode_request(spec: OperationSpec, payload: bytes) -> Any:
     return request
 
 
+# The SDK's AppendMessageRequest.as_dict() always comes out of cbor2 as this map, in this key order.
+_APPEND_HEAD = b"\xa3\x69requestId"
+_APPEND_NAME_KEY = b"\x64name"
+_APPEND_PAYLOAD_KEY = b"\x67payload"
+_TEXT_STRING = 3
+_BYTE_STRING = 2
+
+
+def _string_item(payload: bytes, position: int, major: int) -> tuple[int, int]:
+    """(start, end) of the definite-length CBOR string of `major` type at `position`; ValueError otherwise."""
+    initial = payload[position]
+    if initial >> 5 != major:
+        raise ValueError("unexpected CBOR item")
+    info = initial & 0x1F
+    if info < 24:
+        start, length = position + 1, info
+    elif info == 24:
+        start, length = position + 2, payload[position + 1]
+    elif info == 25:
+        start, length = position + 3, int.from_bytes(payload[position + 1 : position + 3], "big")
+    elif info == 26:
+        start, length = position + 5, int.from_bytes(payload[position + 1 : position + 5], "big")
+    else:
+        raise ValueError("unsupported CBOR string length")
+    end = start + length
+    if end > len(payload):
+        raise ValueError("truncated CBOR string")
+    return start, end
+
+
+def _decode_append_exact(payload: bytes) -> tuple[str, str, bytes]:
+    """The hot path: `{"requestId": text, "name": text, "payload": bytes}` exactly as the SDK writes it.
+
+    Raises ValueError (or IndexError/UnicodeDecodeError) for anything else; the caller then decodes the
+    payload the general way, so this only ever accepts what cbor2 would decode to the same values.
+    """
+    if not payload.startswith(_APPEND_HEAD):
+        raise ValueError("not the SDK's key order")
+    start, end = _string_item(payload, len(_APPEND_HEAD), _TEXT_STRING)
+    request_id = payload[start:end].decode()
+    if not payload.startswith(_APPEND_NAME_KEY, end):
+        raise ValueError("not the SDK's key order")
+    start, end = _string_item(payload, end + len(_APPEND_NAME_KEY), _TEXT_STRING)
+    name = payload[start:end].decode()
+    if not payload.startswith(_APPEND_PAYLOAD_KEY, end):
+        raise ValueError("not the SDK's key order")
+    start, end = _string_item(payload, end + len(_APPEND_PAYLOAD_KEY), _BYTE_STRING)
+    if end != len(payload) or not request_id or not name:
+        raise ValueError("trailing bytes or empty fields")
+    return request_id, name, payload[start:end]
+
+
 def decode_append(payload: bytes) -> tuple[str, str, bytes]:
     """(request id, stream name, message) of an AppendMessageRequest, the hot path, with type checks only.
 
-    Same wire shape as `AppendMessageRequest.as_dict()`; the full SDK validation is skipped because the
-    stream lookup rejects any name that is not a stream, and the request id is only echoed back.
+    What the SDK sends is sliced straight out of the payload (`_decode_append_exact`); any other shape
+    goes through cbor2. The full SDK validation is skipped because the stream lookup rejects any name
+    that is not a stream, and the request id is only echoed back.
     """
+    try:
+        return _decode_append_exact(payload)
+    except (ValueError, IndexError):
+        pass
     try:
         fields = cbor2.loads(payload)
     except Exception as error:
@@ -112,10 +169,40 @@ def decode_append(payload: bytes) -> tuple[str, str, bytes]:
     return request_id, name, data
 
 
+_RESPONSE_HEAD = bytes((APPEND_RESPONSE,)) + b"\xa3\x69requestId"
+_RESPONSE_MIDDLE = b"\x66status" + bytes((SUCCESS_STATUS,)) + b"\x6esequenceNumber"
+
+
+def _cbor_head(major: int, value: int) -> bytes:
+    """A CBOR item head (major type and length or value) in its shortest form, as cbor2 writes it."""
+    tag = major << 5
+    if value < 24:
+        return bytes((tag | value,))
+    if value < 0x100:
+        return bytes((tag | 24, value))
+    if value < 0x10000:
+        return bytes((tag | 25,)) + value.to_bytes(2, "big")
+    if value < 0x100000000:
+        return bytes((tag | 26,)) + value.to_bytes(4, "big")
+    return bytes((tag | 27,)) + value.to_bytes(8, "big")
+
+
 def append_response_frame(request_id: str, sequence_number: int) -> bytes:
-    """The AppendMessageResponse frame (the shape of `AppendMessageResponse.as_dict()`)."""
-    fields = {"requestId": request_id, "status": SUCCESS_STATUS, "sequenceNumber": sequence_number}
-    return encode_frame(APPEND_RESPONSE, cbor2.dumps(fields))
+    """The AppendMessageResponse frame, byte for byte what cbor2 makes of `AppendMessageResponse.as_dict()`.
+
+    Built from precomputed pieces instead of going through cbor2: it is answered once per append.
+    """
+    encoded_id = request_id.encode()
+    body = b"".join(
+        (
+            _RESPONSE_HEAD,
+            _cbor_head(_TEXT_STRING, len(encoded_id)),
+            encoded_id,
+            _RESPONSE_MIDDLE,
+            _cbor_head(0, sequence_number),
+        )
+    )
+    return len(body).to_bytes(4, "big") + body
 
 
 def request_id_of(payload: bytes) -> str | None:

@@ -151,24 +151,17 @@ class StreamManagerServer:
         committer = GroupCommitter()
         exports = ExportManager(registry, self._append_status, self.retry)
         self.dispatcher = RequestDispatcher(registry, committer, exports, self.max_response_bytes)
-        connections: set[asyncio.Task[None]] = set()
+        dispatcher = self.dispatcher
+        connections: set[ClientConnection] = set()
 
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            assert self.dispatcher is not None
-            task = asyncio.current_task()
-            assert task is not None
-            connections.add(task)
-            try:
-                connection = ClientConnection(
-                    reader, writer, self.dispatcher, self.auth_token, self.max_request_bytes
-                )
-                await connection.serve()
-            except asyncio.CancelledError:
-                pass  # stopping: end quietly (asyncio logs connection tasks that end cancelled)
-            finally:
-                connections.discard(task)
+        def accept() -> ClientConnection:
+            connection = ClientConnection(
+                dispatcher, self.auth_token, self.max_request_bytes, on_closed=connections.discard
+            )
+            connections.add(connection)
+            return connection
 
-        server = await asyncio.start_server(on_client, self.host, self.port)
+        server = await asyncio.get_running_loop().create_server(accept, self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
         for stream in registry.streams():
             await exports.configure(stream)
@@ -179,9 +172,12 @@ class StreamManagerServer:
         finally:
             server.close()
             housekeeping.cancel()
-            for task in list(connections):
+            requests = [task for connection in connections for task in connection.in_flight]
+            for connection in list(connections):
+                connection.close()
+            for task in requests:
                 task.cancel()
-            await asyncio.gather(*connections, housekeeping, return_exceptions=True)
+            await asyncio.gather(*requests, housekeeping, return_exceptions=True)
             await exports.stop()
             registry.close()
 
