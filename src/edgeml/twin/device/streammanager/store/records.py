@@ -34,10 +34,13 @@ def record_size(payload_length: int) -> int:
 
 
 def encode_record(message: StoredMessage) -> bytes:
-    checked = _CHECKED.pack(message.sequence_number, message.ingest_time_ms)
-    crc = zlib.crc32(message.payload, zlib.crc32(checked))
-    header = HEADER.pack(len(message.payload), crc, message.sequence_number, message.ingest_time_ms)
-    return header + message.payload
+    return encode_record_fields(message.sequence_number, message.ingest_time_ms, message.payload)
+
+
+def encode_record_fields(sequence_number: int, ingest_time_ms: int, payload: bytes) -> bytes:
+    """`encode_record` without a StoredMessage (the append hot path)."""
+    crc = zlib.crc32(payload, zlib.crc32(_CHECKED.pack(sequence_number, ingest_time_ms)))
+    return HEADER.pack(len(payload), crc, sequence_number, ingest_time_ms) + payload
 
 
 def decode_record(buffer: bytes | memoryview, offset: int = 0) -> tuple[StoredMessage, int]:

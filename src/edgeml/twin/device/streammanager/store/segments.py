@@ -17,7 +17,7 @@ from edgeml.twin.device.streammanager.store.records import (
     CorruptRecord,
     StoredMessage,
     decode_record,
-    encode_record,
+    encode_record_fields,
     record_size,
     scan_records,
 )
@@ -49,6 +49,10 @@ class Segment(ABC):
     @abstractmethod
     def append(self, message: StoredMessage) -> None:
         """Adds the message at the end (its sequence number must be `next_sequence_number`)."""
+
+    def append_fields(self, sequence_number: int, ingest_time_ms: int, payload: bytes) -> None:
+        """`append` without building the StoredMessage first, where the segment has no use for one."""
+        self.append(StoredMessage(sequence_number, ingest_time_ms, payload))
 
     @abstractmethod
     def read(self, sequence_number: int) -> StoredMessage:
@@ -149,14 +153,20 @@ class FileSegment(Segment):
         return self._fd
 
     def append(self, message: StoredMessage) -> None:
-        record = memoryview(encode_record(message))
-        descriptor = self._descriptor()
-        written = 0
-        while written < len(record):
-            written += os.write(descriptor, record[written:])
+        self.append_fields(message.sequence_number, message.ingest_time_ms, message.payload)
+
+    def append_fields(self, sequence_number: int, ingest_time_ms: int, payload: bytes) -> None:
+        record = encode_record_fields(sequence_number, ingest_time_ms, payload)
+        descriptor = self._fd if self._fd is not None else self._descriptor()
+        written = os.write(descriptor, record)
+        if written < len(record):  # short write (rare): finish it
+            view = memoryview(record)
+            while written < len(record):
+                written += os.write(descriptor, view[written:])
         self._offsets.append(self.size_bytes)
         self.size_bytes += len(record)
-        self.newest_ingest_ms = max(self.newest_ingest_ms, message.ingest_time_ms)
+        if ingest_time_ms > self.newest_ingest_ms:
+            self.newest_ingest_ms = ingest_time_ms
         self._dirty = True
 
     def read(self, sequence_number: int) -> StoredMessage:

@@ -83,14 +83,16 @@ class MessageStream:
                 f"a message of {len(payload)} bytes can never fit in stream {self.name!r} "
                 f"(max_size {self.limits.max_size} bytes)"
             )
-        self.expire()
-        self._make_room(size)
+        if self.limits.time_to_live_ms is not None:
+            self.expire()
+        if self._total_bytes + size > self.limits.max_size:
+            self._make_room(size)
         active = self._segments[-1]
         if active.count and active.size_bytes + size > self.limits.segment_size:
             active.sync()
             active = self._start_segment(active.next_sequence_number)
         sequence_number = self._written_next
-        active.append(StoredMessage(sequence_number, self.now_ms(), payload))
+        active.append_fields(sequence_number, int(self._clock() * 1000), payload)
         self._written_next += 1
         self._total_bytes += size
         if self.limits.in_memory:
