@@ -5,7 +5,9 @@ append is on disk (fsync) before the client gets its sequence number; concurrent
 fsync per round (group commit). The raw-file rows write the same messages to one file from one thread:
 write+flush+fsync per message (the same durability, the limit for one writer) and write+flush only.
 Client load comes from P processes with C client threads each (the SDK client holds the GIL for most of
-an append, so one process cannot drive the server hard).
+an append, so one process cannot drive the server hard). Each client does one synchronous
+append_message after the other, so throughput is clients / round-trip time until the CPUs are full:
+8x4 (eight appending components with four threads each) is the layout that fills both cores here.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from edgeml.twin.device.streammanager.process import StreamManagerProcess
 
 MESSAGE = os.urandom(1024)
 RAW_MESSAGES = 5_000
-CLIENT_MESSAGES = 6_000
-LAYOUTS = ((1, 1), (1, 8), (4, 4))  # (client processes, clients per process)
+CLIENT_MESSAGES = 9_600  # divisible by every layout's client count
+LAYOUTS = ((1, 1), (1, 8), (4, 4), (8, 4))  # (client processes, clients per process)
 TARGET_RATE = 5_000
 TARGET_RATIO = 0.3
 
