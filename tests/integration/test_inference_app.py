@@ -26,6 +26,7 @@ import yaml
 from stream_manager import ReadMessagesOptions, StreamManagerClient
 
 from edgeml.twin.cloud.motoserver import MotoServer
+from edgeml.twin.cloud.readback import kinesis_payloads
 from edgeml.twin.device.ipc import IpcServer
 from edgeml.twin.device.streammanager.server import StreamManagerServer
 from edgeml.twin.loopback import free_port, wait_for
@@ -46,22 +47,6 @@ def recipe_configuration() -> dict[str, Any]:
     )
     configuration: dict[str, Any] = json.loads(text)
     return configuration
-
-
-def kinesis_payloads(name: str) -> list[bytes]:
-    kinesis = boto3.client("kinesis")
-    (shard,) = kinesis.list_shards(StreamName=name)["Shards"]
-    iterator = kinesis.get_shard_iterator(
-        StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    payloads: list[bytes] = []
-    while iterator:
-        page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-        payloads += [record["Data"] for record in page["Records"]]
-        if not page["Records"]:
-            break
-        iterator = page.get("NextShardIterator")
-    return payloads
 
 
 def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -30,6 +30,7 @@ from stream_manager import (
 from stream_manager.data import Status
 
 from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
+from edgeml.twin.cloud.readback import kinesis_payloads
 from edgeml.twin.device.streammanager import RetryPolicy, StreamManagerServer
 from edgeml.twin.device.streammanager.process import StreamManagerProcess
 
@@ -52,21 +53,6 @@ def kinesis_stream(name_prefix: str) -> str:
     kinesis.create_stream(StreamName=name, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
     return name
-
-
-def kinesis_payloads(name: str) -> list[bytes]:
-    kinesis = boto3.client("kinesis")
-    (shard,) = kinesis.list_shards(StreamName=name)["Shards"]
-    iterator = kinesis.get_shard_iterator(
-        StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    payloads: list[bytes] = []
-    while True:
-        page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-        payloads += [record["Data"] for record in page["Records"]]
-        if not page["Records"]:
-            return payloads
-        iterator = page["NextShardIterator"]
 
 
 def export_status(client: StreamManagerClient, stream: str, identifier: str) -> Any:

@@ -21,7 +21,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import boto3
 from rich.console import Console
 
 from edgeml.demo.cloud import (
@@ -37,33 +36,12 @@ from edgeml.demo.digits import write_holdout_images
 from edgeml.demo.report import DemoSummary, ResultFigures, render
 from edgeml.model.package import PackagedComponent
 from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
+from edgeml.twin.cloud.readback import kinesis_payloads, s3_object_count
 from edgeml.twin.loopback import wait_for
 
 THING_NAME = "edgeml-demo-core"
 HOLDOUT_IMAGES = 360
 CORRUPT_FILE = "corrupt.png"
-
-
-def kinesis_payloads(stream: str) -> list[bytes]:
-    """Every record of a one-or-more-shard stream, shard by shard, oldest first."""
-    kinesis = boto3.client("kinesis")
-    payloads: list[bytes] = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-            payloads += [record["Data"] for record in page["Records"]]
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return payloads
-
-
-def s3_object_count(bucket: str, prefix: str) -> int:
-    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sum(len(page.get("Contents", [])) for page in pages)
 
 
 def split_in_thirds(images: int) -> tuple[int, int, int]:
