@@ -120,8 +120,7 @@ class Pipeline:
     ) -> None:
         positions = [position for position, _ in group]
         try:
-            batch = group[0][1][None] if len(group) == 1 else np.stack([tensor for _, tensor in group])
-            outputs = run_batched(model, batch)
+            outputs = run_samples(model, [tensor for _, tensor in group])
             predictions = model.postprocess(outputs, config.top_k, config.confidence_threshold)
         except Exception as error:  # runtime failure: every sample of the group gets the reason
             _log.warning("backend run failed: %s", error)
@@ -154,6 +153,17 @@ class Pipeline:
                 _log.exception("result hook failed")
         if not request.future.done():
             request.future.set_result(result)
+
+
+def run_samples(model: LoadedModel, samples: list[np.ndarray]) -> np.ndarray:
+    """Runs samples (no batch axis) as one batch. A model with a fixed batch of 1 gets each sample as a view
+    (`sample[None]`): stacking 32 EfficientNet frames (19 MB) only to slice them apart again cost ~2 ms."""
+    fixed = model.backend.fixed_batch
+    if len(samples) == 1 and (fixed is None or fixed == 1):
+        return model.backend.run(samples[0][None])
+    if fixed == 1:
+        return np.concatenate([model.backend.run(sample[None]) for sample in samples])
+    return run_batched(model, np.stack(samples))
 
 
 def run_batched(model: LoadedModel, batch: np.ndarray) -> np.ndarray:
