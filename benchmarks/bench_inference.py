@@ -113,7 +113,7 @@ def workloads() -> list[Workload]:
         "digits",
         [1, 1, 8, 8],
     )
-    loads = [Workload("digits", digits_dir, holdout.x, 400, 416, 9)]
+    loads = [Workload("digits", digits_dir, holdout.x, 1000, 1024, 9)]
     try:
         from edgeml.model.zoo.efficientnet import cached_efficientnet_lite0
         from edgeml.model.zoo.images import imagenet_preprocess, sample_images
@@ -123,7 +123,7 @@ def workloads() -> list[Workload]:
         effnet_dir = model_dir(
             source, source.parent / "model-card.json", out / "effnet", "efficientnet-lite0", [1, 3, 224, 224]
         )
-        loads.append(Workload("efficientnet-lite0", effnet_dir, images, 24, 32, 17))
+        loads.append(Workload("efficientnet-lite0", effnet_dir, images, 24, 32, 21))
     except Exception as error:  # torch or the zoo module missing: digits only
         print(f"EfficientNet-Lite0 skipped: {error}")
     return loads
@@ -356,7 +356,7 @@ def process_figures(load: Workload) -> ProcessFigures:
 
 
 def main() -> None:
-    console = Console(width=160)
+    console = Console(width=190)
     rows: list[Row] = []
     processes: list[ProcessFigures] = []
     with console.status("preparing models"):

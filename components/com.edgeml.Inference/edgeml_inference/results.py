@@ -68,9 +68,11 @@ class InferenceResult:
         if prediction is None or self.escalation is not None or self.status != "ok":
             return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
         confident = "true" if prediction.confident else "false"
-        top = ",".join(
-            f'{{"label":{_quote(label)},"index":{index},"score":{score!r}}}'
-            for label, index, score in prediction.top_k
+        top = ",".join(  # a list, not a generator: join() builds one from a generator first anyway
+            [
+                f'{{"label":{_quote(label)},"index":{index},"score":{score!r}}}'
+                for label, index, score in prediction.top_k
+            ]
         )
         text = (
             f'{{"request_id":{_quote(self.request_id)},"source":{_quote(self.source)},"status":"ok",'

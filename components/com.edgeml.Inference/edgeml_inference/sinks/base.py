@@ -63,7 +63,8 @@ class AsyncSink:
         """Queues `message`; when the buffer is full the oldest waiting message is dropped (False)."""
         pending = self._pending
         pending.append(message)
-        self._idle.clear()
+        if self._idle.is_set():  # a plain read; clear() takes the event's lock, per result otherwise
+            self._idle.clear()
         kept = True
         while len(pending) > self.max_queue:
             with contextlib.suppress(IndexError):
