@@ -5,11 +5,14 @@
 - pre-processing: no copy for an input already of the model's dtype and contiguous, the finiteness check
   on the tensor the model gets (NaN/inf still refused as non_finite_input, also when they appear only
   through the cast), no check for integer input;
-- batching: a fixed batch-1 model runs each sample as a view instead of a stack sliced apart again.
+- batching: a fixed batch-1 model runs each sample as a view instead of a stack sliced apart again;
+- sinks: an idle sink worker sleeps until the next offer instead of waking on its flush timer.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from edgeml_inference.model import LoadedModel, ModelHolder, load_model
 from edgeml_inference.pipeline import Pipeline, run_batched, run_samples
 from edgeml_inference.postprocess import Postprocessor, Prediction
 from edgeml_inference.preprocess import Preprocessor
+from edgeml_inference.sinks.base import AsyncSink, Sink
 from inference_kit import bare_predictions, holdout, write_model_dir
 
 
@@ -206,3 +210,60 @@ def test_a_batch_on_a_fixed_batch_model_answers_like_the_bare_session(digits: Lo
     predicted = [result.prediction.class_index for result in results if result.prediction]
     assert predicted == bare_predictions(x[[0, 1, 3]]).tolist()
     assert len(backend.seen) == 3
+
+
+class Recorder(Sink):
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def send(self, payload: bytes) -> None:
+        self.payloads.append(payload)
+
+
+def test_an_idle_sink_sleeps_and_wakes_for_the_next_offer() -> None:
+    sink = Recorder()
+    worker = AsyncSink(sink, max_queue=1024, flush_s=0.005)
+    try:
+        deadline = time.monotonic() + 5
+        while not worker._sleeping and time.monotonic() < deadline:  # one empty drain: asleep
+            time.sleep(0.005)
+        assert worker._sleeping
+        for burst in range(20):  # offers after idle spells, and bursts within one flush period
+            if burst % 4 == 0:
+                time.sleep(0.03)
+            for index in range(burst):
+                worker.offer(f"{burst}-{index}".encode())
+        deadline = time.monotonic() + 5
+        while len(sink.payloads) < sum(range(20)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(sink.payloads) == sum(range(20))
+        assert worker.flush(5) and worker.stats()["queued"] == 0
+    finally:
+        worker.close()
+
+
+def test_offers_racing_the_worker_going_to_sleep_are_all_delivered() -> None:
+    sink = Recorder()
+    worker = AsyncSink(sink, max_queue=100_000, flush_s=0.001)
+    total = 4 * 500
+
+    def offer(thread: int) -> None:
+        for index in range(500):
+            worker.offer(f"{thread}-{index}".encode())
+            if index % 7 == 0:
+                time.sleep(0.0015)  # around the flush period: the worker keeps falling asleep
+
+    threads = [threading.Thread(target=offer, args=(thread,)) for thread in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + 10
+    while len(sink.payloads) < total and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        assert sorted(sink.payloads) == sorted(f"{t}-{i}".encode() for t in range(4) for i in range(500))
+    finally:
+        worker.close()

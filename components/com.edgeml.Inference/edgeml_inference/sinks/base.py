@@ -40,6 +40,8 @@ class AsyncSink:
 
     `offer` appends to a deque and wakes the worker only when `wake_at` messages wait; otherwise the worker
     drains every `flush_s` seconds. So a result costs the inference thread one append, not a thread switch.
+    A worker whose last drain found nothing sleeps until the next offer wakes it (an idle sink, such as the
+    health or escalation sink most of the time, costs no timer wake-ups).
     """
 
     def __init__(self, sink: Sink, max_queue: int = 1024, flush_s: float = 0.02, wake_at: int = 256) -> None:
@@ -53,6 +55,7 @@ class AsyncSink:
         self._idle = threading.Event()
         self._idle.set()
         self._closing = False
+        self._sleeping = False  # the worker waits for an offer, not for the flush timer
         self.sent = 0
         self.dropped = 0
         self.failed = 0
@@ -71,19 +74,22 @@ class AsyncSink:
                 pending.popleft()
                 self.dropped += 1
                 kept = False
-        if len(pending) >= self.wake_at:
+        if self._sleeping or len(pending) >= self.wake_at:
             self._wake.set()
         return kept
 
     def _work(self) -> None:
         while True:
-            self._wake.wait(self.flush_s)
+            self._wake.wait(None if self._sleeping else self.flush_s)
             self._wake.clear()
+            self._sleeping = False
+            drained = 0
             while True:
                 try:
                     message = self._pending.popleft()
                 except IndexError:
                     break
+                drained += 1
                 try:
                     self.sink.send(message if isinstance(message, bytes) else message.payload())
                     self.sent += 1
@@ -93,6 +99,12 @@ class AsyncSink:
             self._idle.set()
             if self._closing:
                 return
+            if not drained:
+                # Flag first, then look again: an offer that appended before the flag was set is seen here,
+                # one that appends after it sees the flag and wakes this thread.
+                self._sleeping = True
+                if self._pending:
+                    self._sleeping = False
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Waits until everything offered so far was handled (or `timeout` passed)."""
