@@ -13,15 +13,16 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from stream_manager import ReadMessagesOptions, StreamManagerClient
 from stream_manager.exceptions import NotEnoughMessagesException
 
 from edgeml.components.build import BuildResult
+from edgeml.components.gdkconfig import NEXT_PATCH
 from edgeml.errors import EdgemlError
 from edgeml.twin.cloud.motoserver import pointed_at
 from edgeml.twin.device.artifacts import (
@@ -50,7 +51,6 @@ class SimulatedCore:
         self.thing_name = thing_name
         self.platform = device_platform()
         self.installed: dict[str, InstalledArtifacts] = {}
-        self.recipes: dict[str, dict[str, Any]] = {}
         self.work = root / "work" / INFERENCE
         self.log_path = root / "logs" / f"{INFERENCE}.log"
         self.ipc = IpcServer()
@@ -61,16 +61,13 @@ class SimulatedCore:
 
     # -- install -----------------------------------------------------------------------------------
 
-    def install(self, build: BuildResult, version: str | None = None) -> InstalledArtifacts:
-        """Installs a built component version (gdk's NEXT_PATCH placeholder installs as `version`)."""
+    def install(self, build: BuildResult) -> InstalledArtifacts:
+        """Installs a built component version (gdk's NEXT_PATCH placeholder installs as 1.0.0, the version
+        publish would give a component's first version)."""
         artifacts_dir = build.artifacts[0].parent if build.artifacts else build.recipe.parent
-        if version is None and build.version != "NEXT_PATCH":
-            version = build.version
-        installed = install_artifacts(
-            build.recipe, artifacts_dir, self.root, self.platform, version or "1.0.0"
-        )
+        version = "1.0.0" if build.version == NEXT_PATCH else build.version
+        installed = install_artifacts(build.recipe, artifacts_dir, self.root, self.platform, version)
         self.installed[build.component] = installed
-        self.recipes[build.component] = yaml.safe_load(build.recipe.read_text(encoding="utf-8"))
         return installed
 
     def interpolate(self, text: str, component: str) -> str:
@@ -92,14 +89,14 @@ class SimulatedCore:
         return _PLACEHOLDER.sub(value, text)
 
     def default_configuration(self, component: str) -> dict[str, Any]:
-        recipe = self.recipes[component]
+        recipe = self.installed[component].recipe
         default = recipe.get("ComponentConfiguration", {}).get("DefaultConfiguration", {})
         configuration: dict[str, Any] = json.loads(self.interpolate(json.dumps(default), component))
         return configuration
 
     def run_environment(self, component: str) -> dict[str, str]:
         """The selected manifest's Lifecycle Setenv, interpolated."""
-        manifest = select_manifest(self.recipes[component], self.platform)
+        manifest = select_manifest(self.installed[component].recipe, self.platform)
         setenv: Mapping[str, Any] = (manifest.get("Lifecycle") or {}).get("Setenv") or {}
         return {str(key): self.interpolate(str(value), component) for key, value in setenv.items()}
 
@@ -135,24 +132,31 @@ class SimulatedCore:
     def _exited(self) -> bool:
         return self._process is not None and self._process.poll() is not None
 
+    def _get_health(self, timeout_s: float) -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout_s)
+        connection.request("GET", "/v1/health")
+        return connection.getresponse()
+
     def _healthy(self) -> bool:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=1)
-            connection.request("GET", "/v1/health")
-            return connection.getresponse().status == 200
+            return self._get_health(timeout_s=1).status == 200
         except OSError:
             return False
 
     def health(self) -> dict[str, Any]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
-        connection.request("GET", "/v1/health")
-        snapshot: dict[str, Any] = json.loads(connection.getresponse().read())
+        snapshot: dict[str, Any] = json.loads(self._get_health(timeout_s=5).read())
         return snapshot
+
+    @contextmanager
+    def _stream_client(self) -> Iterator[StreamManagerClient]:
+        """The unmodified SDK client, authenticated as a component on this device."""
+        with pointed_at(self.streams.client_env()), StreamManagerClient(port=self.streams.port) as client:
+            yield client
 
     def read_stream(self, name: str, start: int = 0, timeout_ms: int = 2000) -> list[dict[str, Any]]:
         """Every message of a local stream from sequence number `start`, as JSON."""
         messages: list[dict[str, Any]] = []
-        with pointed_at(self.streams.client_env()), StreamManagerClient(port=self.streams.port) as client:
+        with self._stream_client() as client:
             while True:
                 options = ReadMessagesOptions(
                     desired_start_sequence_number=start + len(messages),
@@ -168,7 +172,7 @@ class SimulatedCore:
 
     def export_statuses(self, stream: str) -> list[dict[str, Any]]:
         """`describe_message_stream`'s export status per exporter of a local stream."""
-        with pointed_at(self.streams.client_env()), StreamManagerClient(port=self.streams.port) as client:
+        with self._stream_client() as client:
             statuses = client.describe_message_stream(stream).export_statuses or []
         return [
             {

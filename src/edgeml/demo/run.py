@@ -147,7 +147,7 @@ class Demo:
         wait_for(lambda: self.core.health()["model"]["version"] == update.version, f"model {update.version}")
         self.summary.hot_swap = {"from": previous.version, "to": update.version}
 
-    def infer_offline(self, count: int, results_kinesis_stream: str) -> None:
+    def infer_offline(self, count: int, results_kinesis_stream: str) -> list[dict[str, Any]]:
         """Stops the cloud twin, answers `count` images into the stream, brings the cloud back."""
         port = int(self.cloud.endpoint_url.rsplit(":", 1)[1])
         self.cloud.stop()
@@ -169,12 +169,13 @@ class Demo:
             "results answered while the cloud was down": count,
             "export errors reported while down": len(failing),
         }
+        return results
 
     # -- what came back ----------------------------------------------------------------------------
 
-    def collect(self, resources: CloudResources) -> None:
+    def collect(self, resources: CloudResources, results: list[dict[str, Any]]) -> None:
+        """`results`: everything in the results stream, read after the last images were answered."""
         self.console.rule("what came back")
-        results = self.results(self.sent + 1)
         self.summary.results = ResultFigures.from_results(results)
         exported = [
             json.loads(payload)["request_id"]
@@ -221,8 +222,8 @@ class Demo:
         self.infer(before, f"on model {first_model.version}", corrupt=True)
         self.update_model(resources.artifact_bucket, first_model)
         self.infer(after, "on model 1.0.1")
-        self.infer_offline(offline, resources.results_kinesis_stream)
-        self.collect(resources)
+        results = self.infer_offline(offline, resources.results_kinesis_stream)
+        self.collect(resources, results)
 
 
 def run_demo(repo: Path, work: Path, images: int, console: Console) -> DemoSummary:

@@ -62,6 +62,7 @@ class InstalledArtifacts:
     manifest: str
     path: Path  # {artifacts:path}
     decompressed_path: Path  # {artifacts:decompressedPath}
+    recipe: dict[str, Any]  # as read from the recipe file
 
 
 def _verify_digest(path: Path, artifact: Mapping[str, Any]) -> None:
@@ -101,4 +102,4 @@ def install_artifacts(
             shutil.rmtree(target, ignore_errors=True)
             with zipfile.ZipFile(source) as archive:
                 archive.extractall(target)
-    return InstalledArtifacts(component, version, str(manifest.get("Name", "")), path, decompressed)
+    return InstalledArtifacts(component, version, str(manifest.get("Name", "")), path, decompressed, recipe)

@@ -169,7 +169,7 @@ def decode_append(payload: bytes) -> tuple[str, str, bytes]:
     return request_id, name, data
 
 
-_RESPONSE_HEAD = bytes((APPEND_RESPONSE,)) + b"\xa3\x69requestId"
+_RESPONSE_HEAD = b"\xa3\x69requestId"
 _RESPONSE_MIDDLE = b"\x66status" + bytes((SUCCESS_STATUS,)) + b"\x6esequenceNumber"
 
 
@@ -202,7 +202,7 @@ def append_response_frame(request_id: str, sequence_number: int) -> bytes:
             _cbor_head(0, sequence_number),
         )
     )
-    return len(body).to_bytes(4, "big") + body
+    return encode_frame(APPEND_RESPONSE, body)
 
 
 def request_id_of(payload: bytes) -> str | None:
