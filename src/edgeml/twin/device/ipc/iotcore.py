@@ -131,7 +131,9 @@ class IoTCoreBridge:
                             "iot-data publish to %s failed, QoS 0 dropped: %s", entry.topic, entry.error
                         )
                         break
-                    _log.warning("iot-data publish to %s failed, spooled: %s", entry.topic, entry.error)
+                    # one warning per message; its retries while the cloud stays away are debug noise
+                    log = _log.warning if entry.attempts == 1 else _log.debug
+                    log("iot-data publish to %s failed, spooled: %s", entry.topic, entry.error)
                     if self._stopping.wait(backoff):
                         entry.forwarded = False
                         break
