@@ -17,7 +17,12 @@ sinks runs interleaved; this counts their threads' CPU and GIL time too, and is 
 on) and the time spent on the inference thread handing the result over; cold start of
 `python -m edgeml_inference` to the first HTTP answer; the resident memory of the app process next to a
 bare process holding the same session.
-Targets: app >= 0.95x bare throughput; sink share <= 5 %; cold start < 2 s.
+Also: HTTP on kept-alive connections against the same app in-process (issue 14): 1 and 8 concurrent clients,
+each sending the same JSON-tensor bytes; in-process clients are threads calling `app.submit(body)`, HTTP
+clients are threads of a separate client process on their own kept-alive `http.client` connections (a local
+app calling the endpoint). Rounds interleave in-process and HTTP; the figure is the median request latency.
+Targets: app >= 0.95x bare throughput; sink share <= 5 %; cold start < 2 s; HTTP kept-alive <= 1 ms over
+in-process at the median, with 1 and with 8 clients.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ from edgeml_inference.results import InferenceResult  # noqa: E402
 TARGET_RATIO = 0.95
 TARGET_SINK_SHARE = 0.05
 TARGET_COLD_START_S = 2.0
+TARGET_HTTP_OVERHEAD_MS = 1.0
+HTTP_ROUNDS = 5
+HTTP_REQUESTS_PER_CLIENT = 200
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ def app_for(load: Workload, batch: int, with_sinks: bool) -> InferenceApp:
         model_poll_s=0,
         max_payload_bytes=64 * 1024 * 1024,
     )
-    return InferenceApp(config, NullIpc() if with_sinks else None).start()  # type: ignore[arg-type]
+    return InferenceApp(config, NullIpc() if with_sinks else None).start()
 
 
 def app_rate(app: InferenceApp, inputs: np.ndarray, frames: int, batch: int) -> float:
@@ -356,12 +364,128 @@ def process_figures(load: Workload) -> ProcessFigures:
     return ProcessFigures(load.name, cold, app_rss, int(bare.stdout.strip()) / 2**20)
 
 
+HTTP_CLIENT = """
+import json, socket, sys, threading, time
+port, clients, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+body = open(sys.argv[4], "rb").read()
+request = b"POST /v1/infer HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body)
+request += body
+latencies, barrier = [], threading.Barrier(clients)
+def exchange(sock, buffer):
+    sock.sendall(request)
+    while b"\\r\\n\\r\\n" not in buffer:
+        buffer += sock.recv(65536)
+    head, _, rest = buffer.partition(b"\\r\\n\\r\\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:40]
+    length = int(head.lower().split(b"content-length:")[1].split(b"\\r\\n")[0])
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return rest[length:]
+def run():
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = exchange(sock, b"")
+    barrier.wait(); mine = []
+    for _ in range(count):
+        start = time.perf_counter()
+        buffer = exchange(sock, buffer)
+        mine.append(time.perf_counter() - start)
+    latencies.extend(mine); sock.close()
+threads = [threading.Thread(target=run) for _ in range(clients)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(json.dumps(latencies))
+"""
+
+
+@dataclass(frozen=True)
+class HttpRow:
+    clients: int
+    in_process_ms: float  # median request latency
+    http_ms: float
+
+    @property
+    def overhead_ms(self) -> float:
+        return self.http_ms - self.in_process_ms
+
+
+def in_process_latencies(app: InferenceApp, body: bytes, clients: int, count: int) -> list[float]:
+    import threading
+
+    latencies: list[float] = []
+    barrier = threading.Barrier(clients)
+
+    def run() -> None:
+        mine: list[float] = []
+        barrier.wait()
+        for _ in range(count):
+            start = time.perf_counter()
+            result = app.submit(body, "bench").result(30)
+            mine.append(time.perf_counter() - start)
+            if not result.ok:
+                raise RuntimeError(f"benchmark input refused: {result.reason}")
+        latencies.extend(mine)
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies
+
+
+def http_latency(load: Workload) -> list[HttpRow]:
+    """Kept-alive HTTP vs in-process submit, same app (continuous mode, two IPC sinks), same body bytes."""
+    port = free_port()
+    config = AppConfig(
+        model_directory=str(load.model_dir),
+        mode="continuous",
+        health_interval_s=3600,
+        model_poll_s=0,
+        http_port=port,
+        max_payload_bytes=64 * 1024 * 1024,
+    )
+    app = InferenceApp(config, NullIpc()).start()
+    sample = load.inputs[0]
+    body = json.dumps(
+        {
+            "shape": list(sample.shape),
+            "dtype": "float32",
+            "b64": __import__("base64").b64encode(sample.astype(np.float32).tobytes()).decode(),
+        }
+    ).encode()
+    body_file = BUILD / "bench-inference" / f"{load.name}-http-body.json"
+    body_file.write_bytes(body)
+    rows: list[HttpRow] = []
+    try:
+        for clients in (1, 8):
+            count = HTTP_REQUESTS_PER_CLIENT if clients == 1 else HTTP_REQUESTS_PER_CLIENT // 4
+            local: list[float] = []
+            remote: list[float] = []
+            in_process_latencies(app, body, clients, count // 4)  # warm-up
+            for _ in range(HTTP_ROUNDS):
+                local.extend(in_process_latencies(app, body, clients, count))
+                client = subprocess.run(
+                    [sys.executable, "-c", HTTP_CLIENT, str(port), str(clients), str(count), str(body_file)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                remote.extend(json.loads(client.stdout))
+            rows.append(HttpRow(clients, _median(local) * 1000, _median(remote) * 1000))
+    finally:
+        app.stop()
+    return rows
+
+
 def main() -> None:
     console = Console(width=190)
     rows: list[Row] = []
     processes: list[ProcessFigures] = []
     with console.status("preparing models"):
         loads = workloads()
+    http_rows: list[HttpRow] = []
+    with console.status(f"{loads[0].name}: HTTP kept-alive vs in-process"):
+        http_rows = http_latency(loads[0])
     for load in loads:
         for batch in (1, 32):
             with console.status(f"{load.name}: batch {batch}, app vs bare"):
@@ -411,6 +535,27 @@ def main() -> None:
             f"{figures.bare_rss_mib:.0f}",
         )
     console.print(started)
+    over_http = Table(
+        title=f"HTTP kept-alive vs in-process submit ({loads[0].name}, same app and body bytes; "
+        f"median request latency over {HTTP_ROUNDS} interleaved rounds)"
+    )
+    for column in ("clients", "in-process ms", "HTTP ms", "HTTP - in-process ms", "HTTP / in-process"):
+        over_http.add_column(column, justify="right")
+    for http_row in http_rows:
+        over_http.add_row(
+            str(http_row.clients),
+            f"{http_row.in_process_ms:.3f}",
+            f"{http_row.http_ms:.3f}",
+            f"{http_row.overhead_ms:.3f}",
+            f"{http_row.http_ms / http_row.in_process_ms:.2f}x",
+        )
+    console.print(over_http)
+    for http_row in http_rows:
+        met = http_row.overhead_ms <= TARGET_HTTP_OVERHEAD_MS
+        console.print(
+            f"HTTP with {http_row.clients} client(s): {http_row.overhead_ms:.3f} ms over in-process "
+            f"({'MET' if met else 'NOT MET'}, target <= {TARGET_HTTP_OVERHEAD_MS:.0f} ms)"
+        )
     for row in rows:
         ratio_met = row.ratio >= TARGET_RATIO
         console.print(
