@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from edgeml.twin.device.streammanager.errors import MessageStoreReadError
-from edgeml.twin.device.streammanager.exporters.base import ExportTarget
+from edgeml.twin.device.streammanager.exporters.base import ExportAttempt, ExportTarget
 from edgeml.twin.device.streammanager.exporters.checkpoint import CheckpointStore, ExportCheckpoint
 from edgeml.twin.device.streammanager.exporters.retry import Backoff, RetryPolicy
 from edgeml.twin.device.streammanager.exporters.scheduler import PriorityGate
@@ -65,11 +65,15 @@ class ExportRunner:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=self.settings.identifier)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await task
+            except Exception:  # never raised by _run; stopping (deleting a stream) must not fail on it
+                _log.exception("exporter %s had stopped on an error", self.settings.identifier)
 
     def status(self) -> ExporterStatus:
         checkpoint = self.checkpoint
@@ -116,7 +120,7 @@ class ExportRunner:
         while True:
             async with self._gate.slot(self.settings.priority):
                 self.checkpoint.last_export_time_ms = self.stream.now_ms()
-                attempt = await asyncio.to_thread(self.target.export, remaining)
+                attempt = await self._attempt(remaining)
             if not attempt.remaining:
                 break
             self.error_message = attempt.error
@@ -126,6 +130,15 @@ class ExportRunner:
             await asyncio.sleep(delay)
         self._backoff.reset()
         self.error_message = None
+
+    async def _attempt(self, messages: list[StoredMessage]) -> ExportAttempt:
+        """One call of the target; an error it did not expect is a failed attempt, retried like any other
+        (an exporter that died on one would never export again and would fail the stream's deletion)."""
+        try:
+            return await asyncio.to_thread(self.target.export, messages)
+        except Exception as error:
+            _log.exception("exporter %s: unexpected error", self.settings.identifier)
+            return ExportAttempt(list(messages), f"{type(error).__name__}: {error}")
 
     def _advance(self, batch: list[StoredMessage]) -> None:
         checkpoint = self.checkpoint

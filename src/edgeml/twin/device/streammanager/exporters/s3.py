@@ -1,9 +1,11 @@
 """S3ExportTaskExecutorConfig: each message is a JSON S3ExportTaskDefinition; upload its file to the object.
 
 Status messages (StatusMessage JSON, as `Util.deserialize_json_bytes_to_obj` reads them) go to the status
-stream of StatusConfig, filtered by its status level: InProgress and Success at INFO, Failure at ERROR.
-A task that can never succeed (not a task, file missing) is reported as Failure and skipped; a failing
-upload is retried with backoff like any other export.
+stream of StatusConfig, filtered by its status level: InProgress and Success at INFO, Warning at WARN,
+Failure at ERROR. A task that can never succeed (not a task, file missing, or an upload the service
+refused: NoSuchBucket, AccessDenied, ...) is reported as Failure and skipped, as Stream Manager does; an
+upload that failed for a passing reason (no connection, throttling, HTTP 5xx) is reported as Warning and
+retried with backoff like any other export.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from edgeml.twin.device.streammanager.exporters.base import (
     StatusSink,
     aws_client,
 )
+from edgeml.twin.device.streammanager.exporters.refusals import service_refusal
 from edgeml.twin.device.streammanager.store.records import StoredMessage
 
 _transfer: Any = importlib.import_module("boto3.s3.transfer")  # untyped, like boto3 itself
-_UPLOAD_ERRORS: tuple[type[Exception], ...] = (*AWS_ERRORS, OSError)
+_boto3_exceptions: Any = importlib.import_module("boto3.exceptions")
+# upload_file raises boto3's S3UploadFailedError (a Boto3Error) for an error response of S3
+_UPLOAD_ERRORS: tuple[type[Exception], ...] = (*AWS_ERRORS, _boto3_exceptions.Boto3Error, OSError)
 DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024
 _KEY_TEMPLATE = re.compile(r"!\{timestamp:([a-zA-Z/]+)\}")
 _DATE_FIELDS = (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
@@ -123,10 +128,17 @@ class S3Target(ExportTarget):
                 ),
             )
         except _UPLOAD_ERRORS as error:
+            target = f"upload of {path} to s3://{task.bucket}/{key}"
+            refusal = service_refusal(error)
+            if refusal is not None:
+                self._report(
+                    message, task, sm.Status.Failure, sm.StatusLevel.ERROR, f"{target} failed: {refusal}"
+                )
+                return None
             self._report(
                 message, task, sm.Status.Warning, sm.StatusLevel.WARN, f"upload failed, retrying: {error}"
             )
-            return f"upload of {path} to s3://{task.bucket}/{key} failed: {error}"
+            return f"{target} failed: {error}"
         self._report(
             message, task, sm.Status.Success, sm.StatusLevel.INFO, f"uploaded to s3://{task.bucket}/{key}"
         )
