@@ -1,13 +1,22 @@
-"""The `edgeml` command: one sub-command group per stage of the data flow."""
+"""The `edgeml` command: one sub-command group per stage of the data flow.
+
+Exit codes: 0 done; 1 an error (`error: ...`, one line on stderr); 2 a usage error (click's message);
+130 interrupted (Ctrl-C; staging folders are removed on the way out, outputs are left as they were).
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
+import click
 import typer
-from rich.console import Console
 
+from edgeml.console import make_console, print_error, widen_help
 from edgeml.errors import EdgemlError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it; typer returns it on KeyboardInterrupt
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Edge ML on AWS IoT Greengrass v2.")
 
@@ -21,24 +30,43 @@ def _register() -> None:
     register_components(app)
 
 
-def main() -> None:
-    """Entry point: runs the app and turns EdgemlError into one line on stderr and exit code 1."""
-    _register()
+def _interrupted() -> NoReturn:
+    make_console(stderr=True).print("interrupted", highlight=False)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def run_app(command: typer.Typer) -> None:
+    """Runs a typer app: returns on success, else exits with the codes above (no traceback to the user).
+
+    In non-standalone mode typer returns the exit code of `typer.Exit` (130 for a KeyboardInterrupt it
+    caught) and raises click's usage errors, which carry their own exit code (2).
+    """
     try:
-        app(standalone_mode=False)
+        result = command(standalone_mode=False)
+    except KeyboardInterrupt:  # before or after typer's own handler (e.g. while importing)
+        _interrupted()
     except EdgemlError as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as error:  # click usage errors carry their own exit code
-        code = getattr(error, "exit_code", None)
-        if isinstance(code, int):
-            show = getattr(error, "show", None)
-            if callable(show):
-                show()
-            sys.exit(code)
-        raise
+        print_error(str(error))
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:  # EOF at a prompt
+        _interrupted()
+    except click.exceptions.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    if result == EXIT_INTERRUPTED:
+        _interrupted()
+    if isinstance(result, int) and result != 0:  # a command's typer.Exit(code)
+        sys.exit(result)
+
+
+def main() -> None:
+    """Entry point of `edgeml`."""
+    widen_help()
+    try:
+        _register()
+    except KeyboardInterrupt:
+        _interrupted()
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeml.model.card import CARD_FILE
 from edgeml.model.compile.neo_artifact import DLR_FILES
-from edgeml.model.variants import SourceModel, Variant, VariantSet, sha256_file
+from edgeml.model.variants import SourceModel, Variant, VariantSet, sha256_file, with_digests
 
 LABELS = [str(digit) for digit in range(10)]
 
@@ -79,7 +79,8 @@ def dlr_tarball(names: tuple[str, ...] = DLR_FILES) -> bytes:
 
 
 def variants_dir(root: Path, *, neo_target: str | None = "rasp4b") -> Path:
-    """A variants directory as `edgeml model compile` writes it: two local variants and one Neo variant."""
+    """A variants directory as `edgeml model compile` writes it: two local variants and one Neo variant,
+    each with the sha256 of its files recorded."""
     root.mkdir(parents=True, exist_ok=True)
     source = tiny_onnx(root / "source.onnx")
     tiny_onnx(root / "cpu-opt.onnx", seed=1)
@@ -95,7 +96,7 @@ def variants_dir(root: Path, *, neo_target: str | None = "rasp4b") -> Path:
     source_model = SourceModel(
         "source.onnx", sha256_file(source), "onnx", "input", (1, 1, 8, 8), "float32", "logits"
     )
-    VariantSet(source_model, tuple(variants)).write(root)
+    VariantSet(source_model, tuple(with_digests(root, variant) for variant in variants)).write(root)
     write_card(root)
     return root
 

@@ -23,7 +23,7 @@ from edgeml.model import aws_clients
 from edgeml.twin.cloud.motoserver import MotoServer
 
 MAIN = "from edgeml.cli import main; main()"
-NEO = ["--neo", "--bucket", "b", "--role-arn", "arn:aws:iam::123456789012:role/neo"]
+NEO = ["--neo", "--bucket", "neo-bucket", "--role-arn", "arn:aws:iam::123456789012:role/neo"]
 
 
 def _edgeml(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -145,7 +145,7 @@ def test_neo_job_failure_and_upload_denied_through_main(
 
     stubbed["s3"].add_client_error("put_object", "AccessDenied", "Access Denied", 403)
     line = _run_main(monkeypatch, capsys, *command)
-    assert line.startswith("error: S3 upload denied: s3://b/edgeml/neo/input/")
+    assert line.startswith("error: S3 upload denied: s3://neo-bucket/edgeml/neo/input/")
     assert not out.exists()
 
     stubbed["s3"].add_response("put_object", {})

@@ -106,7 +106,7 @@ def test_bad_input_fails_before_any_aws_call(
     source = make_source(tmp_path)
     with pytest.raises(error, match=message):
         compile_neo(
-            _request(source, tmp_path / "out", "b", targets),
+            _request(source, tmp_path / "out", "neo-bad-input", targets),
             sagemaker=boto3.client("sagemaker"),
             s3=boto3.client("s3"),
             now=NOW,

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from model_testkit import card_dict, variants_dir
 
+from edgeml.awsnames import InvalidAwsValue
 from edgeml.model.card import BadModelCard
 from edgeml.model.package import PackageRequest, PackagingError, package
 from edgeml.model.recipe import BadComponentName, BadVersion
@@ -167,7 +168,7 @@ def test_assign_overrides_and_rejects_a_variant_built_for_another_platform(
     [
         ({"version": "1.0"}, BadVersion, "semantic version"),
         ({"name": "digits.v2"}, BadComponentName, "--name"),
-        ({"bucket": "Not_A_Bucket"}, PackagingError, "bucket"),
+        ({"bucket": "Not_A_Bucket"}, InvalidAwsValue, "--bucket .Not_A_Bucket.: not a valid S3 bucket name"),
         ({"card_path": Path("/nonexistent/card.json")}, BadModelCard, "no model card"),
     ],
 )

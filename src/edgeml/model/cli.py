@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from edgeml.console import folding_table, make_console
 from edgeml.errors import EdgemlError
 from edgeml.model import aws_clients
 from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
 from edgeml.model.compile.neo import NeoRequest, compile_neo
+from edgeml.model.compile.neo import check_request as check_neo_request
 from edgeml.model.compile.neo_poll import Backoff
-from edgeml.model.package import PackagedComponent, PackageRequest, package
+from edgeml.model.package import PackagedComponent, PackageRequest, check_request, package
 from edgeml.model.recipe import NEXT_PATCH
 from edgeml.model.registry import APPROVAL_STATUSES, register
 from edgeml.model.signature import parse_shape
@@ -23,7 +23,7 @@ from edgeml.model.targets import TARGETS
 from edgeml.model.variants import VariantSet
 
 app = typer.Typer(no_args_is_help=True, help="Compile and package models.")
-console = Console(stderr=True)
+console = make_console(stderr=True)
 # Without a --dataset there is nothing to calibrate INT8 on, so the local default is cpu-opt alone.
 DEFAULT_LOCAL_TARGETS = ("cpu-opt", "cpu-int8")
 
@@ -35,11 +35,11 @@ class BadOption(EdgemlError):
 @app.command("targets")
 def targets_command() -> None:
     """List the compile targets and the Greengrass platform each variant runs on."""
-    table = Table("target", "kind", "platform", "description")
+    table = folding_table("target", "kind", "platform", "description")
     for target in TARGETS.values():
         platform = target.platform.slot if target.platform else "any (portable ONNX)"
         table.add_row(target.name, target.kind, platform, target.description)
-    Console().print(table)
+    make_console().print(table)
 
 
 class _NeoProgress:
@@ -58,12 +58,12 @@ class _NeoProgress:
 
 
 def _print_variants(variant_set: VariantSet, out: Path) -> None:
-    table = Table("target", "framework", "quantisation", "top-1", "path")
+    table = folding_table("target", "framework", "quantisation", "top-1", "path")
     for variant in variant_set.variants:
         accuracy = "-" if variant.accuracy_top1 is None else f"{variant.accuracy_top1:.4f}"
         table.add_row(variant.target, variant.framework, variant.quantisation, accuracy, variant.path)
-    Console().print(table)
-    console.print(f"variants in {out}")
+    make_console().print(table)
+    console.print(f"variants in {out}", soft_wrap=True)
 
 
 @app.command("compile")
@@ -125,6 +125,7 @@ def compile_command(
         compiler_options=compiler_options,
         card=card,
     )
+    check_neo_request(neo_request)  # before the AWS clients: a bad option is named before a missing region
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with aws_clients.reported_as_edgeml_errors(), Progress(*columns, console=console) as progress:
         variant_set = compile_neo(
@@ -148,7 +149,7 @@ def _parse_assignments(values: list[str]) -> dict[str, str]:
 
 
 def _print_package(packaged: PackagedComponent) -> None:
-    table = Table("manifest", "target", "framework", "quantisation", "top-1", "zip sha256")
+    table = folding_table("manifest", "target", "framework", "quantisation", "top-1", "zip sha256")
     for artifact in packaged.artifacts:
         variant = artifact.variant
         accuracy = "-" if variant.accuracy_top1 is None else f"{variant.accuracy_top1:.4f}"
@@ -160,7 +161,7 @@ def _print_package(packaged: PackagedComponent) -> None:
             accuracy,
             artifact.sha256[:16],
         )
-    Console().print(table)
+    make_console().print(table)
     console.print(f"{packaged.component} {packaged.version}: recipe {packaged.recipe_path}", soft_wrap=True)
 
 
@@ -193,6 +194,7 @@ def package_command(
     """Package VARIANTS_DIR into one component version: a zip per platform manifest and its recipe."""
     if register_version and approval not in APPROVAL_STATUSES:
         raise BadOption(f"--approval '{approval}': expected one of {', '.join(APPROVAL_STATUSES)}")
+    registrations: list[str] = []
     request = PackageRequest(
         variants_dir=variants_dir,
         name=name,
@@ -204,12 +206,22 @@ def package_command(
         assignments=_parse_assignments(assign or []),
         recipe_file=recipe_file,
     )
-    packaged = package(request)
-    _print_package(packaged)
-    if register_version:
+    if not register_version:
+        _print_package(package(request))
+        return
+    check_request(request)
+    with aws_clients.reported_as_edgeml_errors():  # no region or credentials: refused before any work
+        sagemaker = aws_clients.client("sagemaker")
+
+    def register_staged(staged: PackagedComponent) -> None:
         with aws_clients.reported_as_edgeml_errors():
-            registration = register(aws_clients.client("sagemaker"), packaged, approval)
-        console.print(f"registered in {registration.group}: {registration.model_package_arn} ({approval})")
+            registration = register(sagemaker, staged, approval)
+        arn = registration.model_package_arn
+        registrations.append(f"registered in {registration.group}: {arn} ({approval})")
+
+    # Registered before the package is moved into --out: a refused registration leaves nothing there.
+    _print_package(package(request, before_commit=register_staged))
+    console.print(registrations[0], soft_wrap=True)
 
 
 @app.command("digits")
@@ -230,9 +242,10 @@ def digits_command(
     ] = None,
 ) -> None:
     """Demo shortcut: compile the digits model locally (all four targets, digits data), then package it."""
+    request = PackageRequest(variants, "Digits", version, bucket, out, recipe_file=recipe_file)
+    check_request(request)  # every package option is checked before the compile replaces --variants
     local = LocalRequest(
         source, ("cpu-fp32", "cpu-opt", "cpu-fp16", "cpu-int8"), variants, (1, 1, 8, 8), "digits"
     )
     _print_variants(compile_local_variants(local), variants)
-    request = PackageRequest(variants, "Digits", version, bucket, out, recipe_file=recipe_file)
     _print_package(package(request))

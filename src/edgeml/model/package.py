@@ -12,15 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import re
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edgeml.awsnames import check_bucket_name
 from edgeml.errors import EdgemlError
 from edgeml.model.card import CARD_FILE, ModelCard, load_card
 from edgeml.model.metadata import METADATA_FILE, ModelMetadata
 from edgeml.model.recipe import (
+    NEXT_PATCH,
     ArtifactRef,
     ModelRecipe,
     component_name,
@@ -28,9 +30,9 @@ from edgeml.model.recipe import (
     recipe_version,
     resolve_version,
 )
-from edgeml.model.staging import staged_output
+from edgeml.model.staging import check_output_dir, staged_output
 from edgeml.model.targets import DEFAULT_PLATFORMS, Platform, get_target
-from edgeml.model.variants import SourceModel, Variant, VariantSet, read_variants, sha256_file
+from edgeml.model.variants import SourceModel, Variant, VariantSet, read_variants, sha256_file, verify_digests
 
 ONNX_MODEL_FILE = "model.onnx"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -40,7 +42,6 @@ ZIP_MODE = 0o100644
 # through TensorRT rather than the CUDA provider (override with --assign).
 CPU_PREFERENCE = ("cpu-int8", "cpu-opt", "cpu-fp32", "cpu-fp16")
 GPU_PREFERENCE = ("cpu-fp16", "cpu-opt", "cpu-fp32")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class PackagingError(EdgemlError):
@@ -155,11 +156,6 @@ def _write_zip(path: Path, entries: dict[str, bytes]) -> None:
             archive.writestr(info, entries[name], compresslevel=9)
 
 
-def _check_bucket(bucket: str) -> None:
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise PackagingError(f"--bucket '{bucket}': not a valid S3 bucket name")
-
-
 def _version(request: PackageRequest, component: str) -> str:
     known = existing_versions(request.out_dir / "recipes", component)
     if request.recipe_file is not None and request.recipe_file.is_file():
@@ -194,13 +190,32 @@ def _build_artifact(
     return PackagedArtifact(platform, variant, zip_path, sha256_file(zip_path), metadata)
 
 
-def package(request: PackageRequest) -> PackagedComponent:
-    """Writes the component version into `request.out_dir` (all or nothing) and returns what it wrote."""
+def check_request(request: PackageRequest) -> str:
+    """Checks what can be checked without reading the variants; returns the component name."""
     component = component_name(request.name)
-    _check_bucket(request.bucket)
+    check_bucket_name(request.bucket)
+    check_output_dir(request.out_dir)
+    if request.version != NEXT_PATCH:
+        resolve_version(request.version, [])
+    if request.recipe_file is not None and request.recipe_file.is_dir():
+        raise PackagingError(f"--recipe-file {request.recipe_file}: is a directory")
+    return component
+
+
+def package(
+    request: PackageRequest, before_commit: Callable[[PackagedComponent], None] | None = None
+) -> PackagedComponent:
+    """Writes the component version into `request.out_dir` (all or nothing) and returns what it wrote.
+
+    `before_commit` (e.g. Model Registry registration) runs on the staged result before anything is moved
+    into `out_dir`; if it raises, `out_dir` and `recipe_file` are left as they were.
+    """
+    component = check_request(request)
     variant_set = read_variants(request.variants_dir)
     card = load_card(request.card_path or request.variants_dir / CARD_FILE)
     chosen = assign_variants(variant_set, request.assignments)
+    for variant in {variant.target: variant for _slot, variant in chosen}.values():
+        verify_digests(request.variants_dir, variant)  # a variant overwritten since compile is not shipped
     version = _version(request, component)
     prefix = request.key_prefix.strip("/")
     key_base = f"{prefix}/{component}/{version}" if prefix else f"{component}/{version}"
@@ -232,14 +247,13 @@ def package(request: PackageRequest) -> PackagedComponent:
             artifacts=refs,
         )
         (stage / recipe_rel).write_text(recipe.to_yaml(), encoding="utf-8")
+        staged = PackagedComponent(component, version, recipe, stage / recipe_rel, tuple(built))
+        if before_commit is not None:
+            before_commit(staged)
     if request.recipe_file is not None:
         _replace_text(request.recipe_file, recipe.to_yaml())
     out = request.out_dir
-    artifacts = tuple(
-        PackagedArtifact(item.platform, item.variant, out / artifact_rel / item.zip_path.name, item.sha256,
-                         item.metadata)
-        for item in built
-    )
+    artifacts = tuple(replace(item, zip_path=out / artifact_rel / item.zip_path.name) for item in built)
     return PackagedComponent(component, version, recipe, out / recipe_rel, artifacts)
 
 

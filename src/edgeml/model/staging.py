@@ -9,6 +9,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgeml.errors import EdgemlError
+
+
+class OutputNotADirectory(EdgemlError):
+    """The output path names something that is not a directory (a file, a broken link)."""
+
+
+def check_output_dir(out_dir: Path, option: str = "--out") -> Path:
+    """Returns `out_dir` if it is a directory or can be made one; else raises OutputNotADirectory.
+
+    Checked before any work, so a command never computes a result it cannot write.
+    """
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise OutputNotADirectory(f"{option} {out_dir}: a broken symbolic link, not a directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputNotADirectory(f"{option} {out_dir}: exists and is not a directory")
+    blocking = next((parent for parent in out_dir.absolute().parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise OutputNotADirectory(f"{option} {out_dir}: {blocking} is not a directory")
+    return out_dir
+
 
 def _merge_files(stage: Path, out_dir: Path) -> None:
     for source in sorted(path for path in stage.rglob("*") if path.is_file()):
@@ -32,8 +53,9 @@ def staged_output(out_dir: Path, *, merge: bool) -> Iterator[Path]:
 
     On success each staged file is moved into `out_dir` (created if needed): with `merge`, file by file
     (other files already there stay); without, each top-level entry replaces the one of the same name.
-    On any error the staging directory is removed and `out_dir` is left as it was.
+    On any error (Ctrl-C included) the staging directory is removed and `out_dir` is left as it was.
     """
+    check_output_dir(out_dir)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))

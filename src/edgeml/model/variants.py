@@ -1,15 +1,16 @@
 """The variants directory: what `edgeml model compile` writes and `edgeml model package` reads.
 
 `<dir>/variants.json` records the source model (sha256, input signature) and one entry per compiled
-variant (target, framework, path relative to the directory, quantisation, held-out accuracy). The
-source's model card is copied beside it as `<dir>/model-card.json`.
+variant (target, framework, path relative to the directory, quantisation, held-out accuracy, and the
+sha256 of each of its files, which `package` checks before it zips them). The source's model card is
+copied beside it as `<dir>/model-card.json`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ class Variant:
     quantisation: str  # "none" | "fp16" | "int8-qdq" | "neo"
     accuracy_top1: float | None
     samples: int
+    # sha256 of every file of the variant, by path relative to the variants dir (as compile wrote them)
+    files: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def _variant(raw: dict[str, Any]) -> Variant:
         quantisation=str(raw["quantisation"]),
         accuracy_top1=None if accuracy is None else float(accuracy),
         samples=int(raw.get("samples", 0)),
+        files={str(name): str(digest) for name, digest in dict(raw.get("files", {})).items()},
     )
 
 
@@ -119,6 +123,35 @@ def read_variants(directory: Path) -> VariantSet:
         if not location.is_relative_to(root) or not location.exists():
             raise BadVariantsDir(f"{path}: variant {variant.target} path '{variant.path}' is missing")
     return variant_set
+
+
+def variant_digests(directory: Path, variant_path: str) -> dict[str, str]:
+    """sha256 of each file of the variant at `directory / variant_path` (a file, or a directory's files)."""
+    location = directory / variant_path
+    if location.is_file():
+        return {Path(variant_path).as_posix(): sha256_file(location)}
+    files = sorted(path for path in location.rglob("*") if path.is_file())
+    return {path.relative_to(directory).as_posix(): sha256_file(path) for path in files}
+
+
+def with_digests(directory: Path, variant: Variant) -> Variant:
+    """`variant` with the sha256 of its files as they are now in `directory` (called by compile)."""
+    return replace(variant, files=variant_digests(directory, variant.path))
+
+
+def verify_digests(directory: Path, variant: Variant) -> None:
+    """Raises BadVariantsDir unless the variant's files are exactly those compile recorded, byte for byte."""
+    where = f"{directory / VARIANTS_FILE}: variant {variant.target}"
+    if not variant.files:
+        raise BadVariantsDir(f"{where} records no sha256 of its files (older edgeml?); compile it again")
+    found = variant_digests(directory, variant.path)
+    changed = sorted(name for name in variant.files if found.get(name) != variant.files[name])
+    if changed:
+        state = "missing" if changed[0] not in found else "changed since compile (sha256 differs)"
+        raise BadVariantsDir(f"{where}: {changed[0]} {state}; compile it again")
+    added = sorted(set(found) - set(variant.files))
+    if added:
+        raise BadVariantsDir(f"{where}: {added[0]} was not written by compile; remove it or compile again")
 
 
 def merge_into_existing(directory: Path, new: VariantSet) -> VariantSet:

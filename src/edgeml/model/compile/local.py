@@ -1,8 +1,9 @@
 """Local compile (the offline default): per-target ONNX variants made with ONNX Runtime's own tools.
 
 Targets: cpu-fp32 (the source as is), cpu-opt (offline graph optimisation), cpu-fp16 (float16
-weights, float32 io) and cpu-int8 (static QDQ quantisation calibrated on given samples). Every variant
-is written to a staging folder beside `out_dir` and moved in only when all targets succeeded.
+weights, float32 io) and cpu-int8 (static QDQ quantisation calibrated on given samples). The source and
+every variant must load in ONNX Runtime and run one sample. Every variant is written to a staging folder
+beside `out_dir` and moved in only when all targets succeeded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeml.errors import EdgemlError
+from edgeml.model.compile.runcheck import check_runs
 from edgeml.model.compile.transforms import convert_fp16, optimise_graph, quantise_int8
 from edgeml.model.datasets import LabelledSet
 from edgeml.model.evaluate import top1_accuracy
@@ -109,6 +111,7 @@ def compile_local(
     """
     wanted = _check_targets(targets)
     signature = read_signature(source, input_shape)
+    check_runs(source, signature, str(source))
     fixed_batch = not _has_dynamic_batch(source)
     samples = _check_calibration(calibration, signature, fixed_batch) if "cpu-int8" in wanted else None
     batch = signature.input.shape[0] if fixed_batch else CALIBRATION_BATCH
@@ -128,7 +131,8 @@ def compile_local(
         for target in wanted:
             staged = stage / variant_file_name(target)
             makers[target](source, staged)
-            read_signature(staged, input_shape)  # the variant must keep the source's signature
+            # the variant must keep the source's signature, and run
+            check_runs(staged, read_signature(staged, input_shape), f"{source}: variant {target}")
             accuracy = top1_accuracy(staged, holdout) if holdout is not None else None
             produced.append((target, accuracy))
     samples_count = len(holdout) if holdout is not None else 0

@@ -12,7 +12,7 @@ from edgeml.model.compile.local import compile_local
 from edgeml.model.compile.output import card_for, finish_stage, source_model
 from edgeml.model.datasets import LabelledSet, digits_split
 from edgeml.model.signature import read_signature
-from edgeml.model.staging import staged_output
+from edgeml.model.staging import check_output_dir, staged_output
 from edgeml.model.targets import get_target
 from edgeml.model.variants import Variant, VariantSet
 
@@ -56,6 +56,7 @@ def compile_local_variants(request: LocalRequest) -> VariantSet:
     """Compiles every local target (all or nothing) and writes variants.json into `out_dir`."""
     for name in request.targets:
         get_target(name, "local")
+    check_output_dir(request.out_dir)
     signature = read_signature(request.source, request.input_shape)
     card = card_for(request.source, request.card)
     calibration, holdout = _datasets(request.dataset)

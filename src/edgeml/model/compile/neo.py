@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgeml.awsnames import check_bucket_name, check_compiler_options, check_role_arn
 from edgeml.errors import EdgemlError
 from edgeml.model.compile.neo_artifact import extract_dlr_tarball
 from edgeml.model.compile.neo_poll import Backoff, Clock, StatusListener, SystemClock, poll_jobs, stop_jobs
 from edgeml.model.compile.neo_request import NeoJobSpec, create_request, job_name, output_location
 from edgeml.model.compile.output import card_for, finish_stage, source_model
 from edgeml.model.signature import ModelSignature, TensorSpec, read_signature
-from edgeml.model.staging import staged_output
+from edgeml.model.staging import check_output_dir, staged_output
 from edgeml.model.targets import Target, get_target
 from edgeml.model.variants import Variant, VariantSet, sha256_file
 
@@ -136,6 +137,17 @@ def _create_jobs(sagemaker: Any, specs: list[NeoJobSpec]) -> dict[str, str]:
     return jobs
 
 
+def check_request(request: NeoRequest) -> list[Target]:
+    """The request's targets, once the bucket name, role ARN, compiler options and --out are valid."""
+    targets: list[Target] = [get_target(name, "neo") for name in request.targets]
+    check_bucket_name(request.bucket)
+    check_role_arn(request.role_arn)
+    if request.compiler_options is not None:
+        check_compiler_options(request.compiler_options)
+    check_output_dir(request.out_dir)
+    return targets
+
+
 def compile_neo(
     request: NeoRequest,
     *,
@@ -146,8 +158,11 @@ def compile_neo(
     on_status: StatusListener | None = None,
     now: datetime | None = None,
 ) -> VariantSet:
-    """Compiles `request.source` for every target with Neo and writes the DLR variants into `out_dir`."""
-    targets: list[Target] = [get_target(name, "neo") for name in request.targets]
+    """Compiles `request.source` for every target with Neo and writes the DLR variants into `out_dir`.
+
+    Every option is checked locally (check_request) before anything is uploaded.
+    """
+    targets = check_request(request)
     framework, signature = _signature(request)
     card = card_for(request.source, request.card)
     source = source_model(request.source, signature, framework.lower())

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from edgeml.model.card import CARD_FILE, load_card
 from edgeml.model.signature import ModelSignature
-from edgeml.model.variants import SourceModel, Variant, VariantSet, merge_into_existing, sha256_file
+from edgeml.model.variants import (
+    SourceModel,
+    Variant,
+    VariantSet,
+    merge_into_existing,
+    sha256_file,
+    with_digests,
+)
 
 
 def source_model(path: Path, signature: ModelSignature, framework: str = "onnx") -> SourceModel:
@@ -35,8 +42,12 @@ def card_for(source: Path, card: Path | None) -> Path | None:
 def finish_stage(
     stage: Path, out_dir: Path, source: SourceModel, variants: list[Variant], card: Path | None
 ) -> VariantSet:
-    """Writes variants.json (merged with `out_dir`'s for the same source) and the card into `stage`."""
-    variant_set = merge_into_existing(out_dir, VariantSet(source, tuple(variants)))
+    """Writes variants.json (merged with `out_dir`'s for the same source) and the card into `stage`.
+
+    Each new variant records the sha256 of its files as staged, for `package` to check.
+    """
+    recorded = tuple(with_digests(stage, variant) for variant in variants)
+    variant_set = merge_into_existing(out_dir, VariantSet(source, recorded))
     variant_set.write(stage)
     if card is not None:
         load_card(card)  # refuse a broken card now rather than at package time
