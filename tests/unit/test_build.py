@@ -199,3 +199,52 @@ def test_cli_builds_named_components_and_rejects_unknown_ones(runtime: Path) -> 
     )
     with pytest.raises(UnknownComponent):
         find_projects(components / "missing")
+
+
+def _set_options(project: Path, options: dict[str, object] | None) -> None:
+    config = json.loads((project / "gdk-config.json").read_text())
+    [settings] = config["component"].values()
+    if options is None:
+        settings["build"].pop("options", None)
+    else:
+        settings["build"]["options"] = options
+    (project / "gdk-config.json").write_text(json.dumps(config))
+
+
+def _copied_alone(project: Path, tmp_path: Path, folder: str) -> Path:
+    """Just the component folder copied elsewhere (links resolved), as a user copies a gdk project."""
+    alone = tmp_path / "elsewhere" / folder
+    shutil.copytree(project, alone, symlinks=False, ignore=shutil.ignore_patterns("greengrass-build"))
+    return alone
+
+
+@pytest.mark.parametrize(("zip_name", "expected"), [("", "com.edgeml.Runtime.zip"), ("rt", "rt.zip")])
+def test_zip_name_names_the_zip_whatever_the_folder(
+    runtime: Path, tmp_path: Path, zip_name: str, expected: str
+) -> None:
+    # gdk/build_system/Zip.py: zip_name "" is the component name; unset, the current folder's name.
+    alone = _copied_alone(runtime, tmp_path, "my-copy")
+    _set_options(alone, {"zip_name": zip_name, "excludes": ["**/test*"]})
+    if zip_name:  # the recipe must name the artifact the build makes
+        recipe = alone / "recipe.yaml"
+        recipe.write_text(recipe.read_text().replace("/com.edgeml.Runtime.zip", f"/{expected}"))
+    result = build_project(alone)
+    assert [path.name for path in result.artifacts] == [expected]
+
+
+def test_without_zip_name_a_copied_folder_zips_under_its_own_name(runtime: Path, tmp_path: Path) -> None:
+    alone = _copied_alone(runtime, tmp_path, "my-copy")
+    _set_options(alone, {"excludes": ["**/test*"]})
+    with pytest.raises(BuildFailed, match=r"is not produced by the zip build \(it makes my-copy\.zip\)"):
+        build_project(alone)
+
+
+def test_options_without_excludes_exclude_only_gdks_fixed_entries(runtime: Path) -> None:
+    # gdk: no options -> its default excludes; options present without "excludes" -> none at all.
+    _set_options(runtime, {"zip_name": ""})
+    result = build_project(runtime)
+    names = _names(result.artifacts[0])
+    assert ".env" in names and "tests/test_x.py" in names and "gdk-config.json" not in names
+    # gdk leaves out recipe_file.name with the link resolved (com.edgeml.Runtime.yaml), not the link
+    # recipe.yaml itself: that is why the committed excludes name recipe.yaml.
+    assert "recipe.yaml" in names

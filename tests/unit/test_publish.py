@@ -14,6 +14,7 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
+from edgeml.awsnames import InvalidAwsValue
 from edgeml.components.build import build_project
 from edgeml.components.errors import PublishFailed
 from edgeml.components.publish import Clients, next_patch, publish_project
@@ -145,14 +146,40 @@ def test_first_version_and_gdks_default_bucket(runtime: Path, clients: tuple[Cli
     assert [o["Key"] for o in listed["Contents"]] == ["com.edgeml.Runtime/1.0.0/com.edgeml.Runtime.zip"]
 
 
-def test_a_fixed_version_is_published_as_is_and_a_conflict_is_one_line(
+def _fix_version(runtime: Path, version: str) -> None:
+    config = json.loads((runtime / "gdk-config.json").read_text())
+    config["component"]["com.edgeml.Runtime"]["version"] = version
+    (runtime / "gdk-config.json").write_text(json.dumps(config))
+    build_project(runtime)
+
+
+def test_a_fixed_version_that_exists_is_refused_before_any_upload(
+    runtime: Path, clients: tuple[Clients, Stubber]
+) -> None:
+    # gdk 1.6.2 uploads first and then fails on CreateComponentVersion; the overwritten artifact no
+    # longer matches the existing version's digests (devices: ARTIFACT_CHECKSUM_MISMATCH, gdk #300).
+    aws_clients, stubber = clients
+    _fix_version(runtime, "1.0.4")
+    item = {"componentName": "com.edgeml.Runtime", "arn": ARN}
+    stubber.add_response(
+        "list_component_versions",
+        {"componentVersions": [{**item, "componentVersion": v} for v in ("1.0.4", "1.0.3")]},
+        {"arn": ARN},
+    )
+    aws_clients.s3.create_bucket(Bucket="edgeml-publish-exists")
+    with pytest.raises(PublishFailed) as raised:
+        publish_project(runtime, bucket="edgeml-publish-exists", clients=aws_clients)
+    assert str(raised.value).startswith("com.edgeml.Runtime 1.0.4 already exists in GreengrassV2")
+    assert "nothing was uploaded" in str(raised.value)
+    assert aws_clients.s3.list_objects_v2(Bucket="edgeml-publish-exists")["KeyCount"] == 0
+
+
+def test_a_new_fixed_version_is_published_as_is_and_a_late_conflict_is_one_line(
     runtime: Path, clients: tuple[Clients, Stubber]
 ) -> None:
     aws_clients, stubber = clients
-    config = json.loads((runtime / "gdk-config.json").read_text())
-    config["component"]["com.edgeml.Runtime"]["version"] = "1.0.4"
-    (runtime / "gdk-config.json").write_text(json.dumps(config))
-    build_project(runtime)
+    _fix_version(runtime, "1.0.4")
+    stubber.add_response("list_component_versions", {"componentVersions": []}, {"arn": ARN})
     stubber.add_client_error(
         "create_component_version",
         "ConflictException",
@@ -169,6 +196,39 @@ def test_a_fixed_version_is_published_as_is_and_a_conflict_is_one_line(
     assert aws_clients.s3.head_object(
         Bucket="edgeml-publish-fixed", Key="com.edgeml.Runtime/1.0.4/com.edgeml.Runtime.zip"
     )
+
+
+def test_an_endpoint_without_greengrassv2_is_named_in_one_line(runtime: Path, aws: MotoServer) -> None:
+    # Plain moto serves S3 and STS but no GreengrassV2: its HTML 404 page must not reach the user.
+    with pytest.raises(PublishFailed) as raised:
+        publish_project(runtime, bucket="edgeml-publish-noapi", region=REGION)
+    message = str(raised.value)
+    assert "\n" not in message and "<" not in message
+    assert message.startswith(f"{aws.endpoint_url} has no GreengrassV2 API (ListComponentVersions answered")
+    s3 = boto3.client("s3", region_name=REGION)
+    assert "edgeml-publish-noapi" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "problem"),
+    [("Edgeml_Bucket", "may hold only lowercase"), ("ab", "must be 3 to 63 characters")],
+)
+def test_a_bad_bucket_name_is_refused_before_any_call(
+    runtime: Path, clients: tuple[Clients, Stubber], bucket: str, problem: str
+) -> None:
+    aws_clients, _ = clients  # the Stubber has no responses: any GreengrassV2 call would fail the test
+    with pytest.raises(InvalidAwsValue, match=f"^--bucket '{bucket}': not a valid S3 bucket name: {problem}"):
+        publish_project(runtime, bucket=bucket, clients=aws_clients)
+    assert not (runtime / "greengrass-build").exists()
+
+
+def test_no_region_anywhere_is_one_line(runtime: Path, clients: tuple[Clients, Stubber]) -> None:
+    aws_clients, _ = clients
+    config = json.loads((runtime / "gdk-config.json").read_text())
+    del config["component"]["com.edgeml.Runtime"]["publish"]["region"]  # gdk accepts it: --region then
+    (runtime / "gdk-config.json").write_text(json.dumps(config))
+    with pytest.raises(PublishFailed, match=r"^com\.edgeml\.Runtime: no Region: pass --region or set"):
+        publish_project(runtime, bucket="edgeml-publish-region", clients=aws_clients)
 
 
 def test_a_failed_component_version_is_an_error(runtime: Path, clients: tuple[Clients, Stubber]) -> None:
@@ -238,11 +298,14 @@ def test_a_custom_build_publishes_the_version_it_staged(
     )
     inline = Captured()
     created = {**_created("1.2.3"), "componentName": "com.example.model.M"}
+    model_arn = f"arn:aws:greengrass:{REGION}:{ACCOUNT}:components:com.example.model.M"
+    item = {"componentName": "com.example.model.M", "arn": model_arn, "componentVersion": "1.2.2"}
+    stubber.add_response("list_component_versions", {"componentVersions": [item]}, {"arn": model_arn})
     stubber.add_response("create_component_version", created, {"inlineRecipe": inline})
 
     result = publish_project(project, bucket="edgeml-publish-custom", clients=aws_clients)
 
-    assert result.version == "1.2.3"  # no ListComponentVersions call: the Stubber would fail on one
+    assert result.version == "1.2.3"  # the staged version, not the next patch after 1.2.2
     published = yaml.safe_load(inline.value)
     [artifact] = published["Manifests"][0]["Artifacts"]
     assert artifact["Uri"] == "s3://edgeml-publish-custom/com.example.model.M/1.2.3/linux-amd64.zip"

@@ -3,7 +3,8 @@
 For each component folder (components/<Name>/ with gdk-config.json and recipe.yaml):
 - greengrass-build/ is emptied and greengrass-build/recipes/ and
   greengrass-build/artifacts/<Name>/<version>/ are created (<version> is gdk-config's, NEXT_PATCH included);
-- zip: the folder is zipped to <folder name>.zip (gdk's excludes), copied into the artifacts folder, and
+- zip: the folder is zipped to <folder name>.zip, or <build.options.zip_name>.zip when set ("" is the
+  component name) (gdk's excludes), copied into the artifacts folder, and
   the recipe is written to greengrass-build/recipes/<recipe file name> with ComponentName,
   ComponentVersion and ComponentPublisher from gdk-config.json and each built artifact's URI set to
   s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/<file> (resolved by publish);
@@ -71,7 +72,7 @@ def _reset_build_dir(config: GdkConfig) -> Path:
 
 
 def _zip_build(config: GdkConfig, recipe: Recipe, artifacts_dir: Path) -> BuildResult:
-    zip_name = f"{config.project_dir.name}.zip"
+    zip_name = config.zip_file_name
     with tempfile.TemporaryDirectory(prefix="edgeml-zip-") as scratch:
         built = Path(scratch) / zip_name
         write_zip(config.project_dir, built, config.zip_excludes)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from edgeml.components.build import build_project, find_projects
+from edgeml.components.modelproject import write_model_projects
 from edgeml.components.publish import publish_project
 
 ComponentsArg = Annotated[
@@ -23,11 +24,35 @@ ComponentsDir = Annotated[
 
 
 def build_command(
-    components: ComponentsArg = None, components_dir: ComponentsDir = Path("components")
+    components: ComponentsArg = None,
+    components_dir: ComponentsDir = Path("components"),
+    model_package: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-package",
+            help="Output of `edgeml model package --out`: write its model's gdk project and its inference "
+            "app's (com.edgeml.Inference.<Model>) under --components-dir, then build those two.",
+        ),
+    ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option("--model-version", help="With --model-package: the version (default: highest)."),
+    ] = None,
 ) -> None:
     """Build components into <component>/greengrass-build/ exactly as `gdk component build` lays it out."""
     console = Console()
-    for project in find_projects(components_dir, components):
+    projects = []
+    if model_package is not None:
+        written = write_model_projects(components_dir, model_package, model_version)
+        console.print(
+            f"projects for {written.model} {written.version}: {written.model_project}, {written.app_project}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        projects = [written.model_project, written.app_project]
+    if components or model_package is None:
+        projects += [p for p in find_projects(components_dir, components) if p not in projects]
+    for project in projects:
         result = build_project(project)
         artifacts = ", ".join(path.name for path in result.artifacts) or "no artifacts"
         console.print(
