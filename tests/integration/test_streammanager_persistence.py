@@ -24,6 +24,7 @@ from stream_manager.exceptions import MessageStoreReadErrorException, ServerOutO
 from edgeml.twin.device.streammanager import StreamManagerServer
 from edgeml.twin.device.streammanager.process import StreamManagerProcess
 from edgeml.twin.device.streammanager.server import ServerStartError
+from edgeml.twin.device.streammanager.store.layout import stream_directory
 from edgeml.twin.device.streammanager.store.records import HEADER_BYTES
 
 TOKEN = "persistence-test-token"
@@ -46,7 +47,7 @@ def client_on(port: int, request_timeout: float = 10) -> Iterator[StreamManagerC
 
 
 def segment_files(store: Path, stream: str) -> list[Path]:
-    return sorted((store / "streams" / f"s_{stream}").glob("*.log"))
+    return sorted(stream_directory(store, stream).glob("*.log"))
 
 
 def test_kill_9_during_appends_loses_no_acknowledged_message(tmp_path: Path) -> None:

@@ -143,12 +143,13 @@ def test_stream_lifecycle(connect: ClientFactory) -> None:
 
     client.delete_message_stream("one")
     assert client.list_streams() == ["two"]
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: client.describe_message_stream("one"),
         lambda: client.append_message("one", b"x"),
         lambda: client.read_messages("one"),
         lambda: client.delete_message_stream("one"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(ResourceNotFoundException):
             call()
 

@@ -18,6 +18,7 @@ from edgeml.twin.device.streammanager.exporters.retry import Backoff, RetryPolic
 from edgeml.twin.device.streammanager.exporters.runner import ExportRunner
 from edgeml.twin.device.streammanager.exporters.s3 import expand_key
 from edgeml.twin.device.streammanager.exporters.scheduler import PriorityGate
+from edgeml.twin.device.streammanager.store.layout import checkpoint_path
 from edgeml.twin.device.streammanager.store.records import StoredMessage
 from edgeml.twin.device.streammanager.store.segments import MemorySegment
 from edgeml.twin.device.streammanager.store.stream import MessageStream
@@ -135,6 +136,6 @@ def test_runner_retries_keeps_order_and_checkpoints(tmp_path: Path) -> None:
     assert target.delivered == list(range(10))
     assert "endpoint unreachable" in errors
     assert errors[-1] is None
-    saved = json.loads((tmp_path / "flaky.json").read_text())
+    saved = json.loads(checkpoint_path(tmp_path, "flaky").read_text())
     assert saved["next_sequence_number"] == 10
     assert saved["exported_messages"] == 10

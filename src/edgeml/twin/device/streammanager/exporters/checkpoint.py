@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgeml.twin.device.streammanager.store.layout import checkpoint_path, legacy_checkpoint_path
 from edgeml.twin.device.streammanager.store.registry import write_json_atomically
+from edgeml.twin.device.streammanager.store.segments import sync_directory
 
 
 @dataclass
@@ -21,32 +24,50 @@ class ExportCheckpoint:
 
 
 class CheckpointStore:
-    """Checkpoints of one stream's exporters: JSON files in `directory`, or only in memory when None."""
+    """Checkpoints of one stream's exporters: JSON files under the stream's directory (see layout.py),
+    or only in memory when `stream_dir` is None."""
 
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
+    def __init__(self, stream_dir: Path | None) -> None:
+        self.stream_dir = stream_dir
         self._memory: dict[str, ExportCheckpoint] = {}
 
-    def _path(self, identifier: str) -> Path:
-        assert self.directory is not None
-        return self.directory / f"{identifier}.json"
-
     def load(self, identifier: str) -> ExportCheckpoint | None:
-        if self.directory is None:
+        if self.stream_dir is None:
             return self._memory.get(identifier)
-        path = self._path(identifier)
+        self._move_legacy(identifier)
+        path = checkpoint_path(self.stream_dir, identifier)
         if not path.exists():
             return None
         return ExportCheckpoint(**json.loads(path.read_text()))
 
     def save(self, identifier: str, checkpoint: ExportCheckpoint) -> None:
-        if self.directory is None:
+        if self.stream_dir is None:
             self._memory[identifier] = ExportCheckpoint(**asdict(checkpoint))
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(self._path(identifier), asdict(checkpoint))
+        path = checkpoint_path(self.stream_dir, identifier)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(path, asdict(checkpoint))
 
     def forget(self, identifier: str) -> None:
         self._memory.pop(identifier, None)
-        if self.directory is not None:
-            self._path(identifier).unlink(missing_ok=True)
+        if self.stream_dir is not None:
+            checkpoint_path(self.stream_dir, identifier).unlink(missing_ok=True)
+            legacy = legacy_checkpoint_path(self.stream_dir, identifier)
+            if legacy is not None:
+                legacy.unlink(missing_ok=True)
+
+    def _move_legacy(self, identifier: str) -> None:
+        """Moves a checkpoint of the older layout (`exports/<identifier>.json`): the new file is written
+        (atomically) before the old one goes, so a kill -9 in between leaves one of them to resume from."""
+        assert self.stream_dir is not None
+        legacy = legacy_checkpoint_path(self.stream_dir, identifier)
+        if legacy is None or not legacy.exists():
+            return
+        path = checkpoint_path(self.stream_dir, identifier)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(path, json.loads(legacy.read_text()))
+        legacy.unlink()
+        sync_directory(legacy.parent)
+        with contextlib.suppress(OSError):  # not empty: other exporters' checkpoints are still there
+            legacy.parent.rmdir()

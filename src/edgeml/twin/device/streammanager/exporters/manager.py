@@ -38,9 +38,7 @@ class ExportManager:
     def _checkpoint_store(self, stream: MessageStream) -> CheckpointStore:
         store = self._checkpoints.get(stream.name)
         if store is None:
-            directory = (
-                None if stream.limits.in_memory else self._registry.directory_of(stream.name) / "exports"
-            )
+            directory = None if stream.limits.in_memory else self._registry.directory_of(stream.name)
             store = self._checkpoints[stream.name] = CheckpointStore(directory)
         return store
 

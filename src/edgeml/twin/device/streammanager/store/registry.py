@@ -1,12 +1,7 @@
 """The set of streams: create, update, delete, look up, and recovery from the store root at start.
 
-Layout under the store root::
-
-    streams/s_<quoted name>/definition.json    the MessageStreamDefinition (SDK as_dict form)
-    streams/s_<quoted name>/<first seq>.log    segment files (Persistence.File only)
-    streams/s_<quoted name>/exports/<id>.json  one checkpoint per exporter
-
-Memory streams live only in the process (definition included).
+Files are laid out as `layout.py` says (a stream's directory is named by a hash of its name, the name is
+in its definition.json). Memory streams live only in the process (definition included).
 """
 
 from __future__ import annotations
@@ -17,15 +12,16 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from stream_manager import data as sm
 
 from edgeml.twin.device.streammanager.errors import (
     InvalidRequestError,
+    StreamManagerTwinError,
     StreamNotFoundError,
     UpdateNotAllowedError,
 )
+from edgeml.twin.device.streammanager.store.layout import DEFINITION_FILE, stream_directory, streams_directory
 from edgeml.twin.device.streammanager.store.segments import (
     SEGMENT_SUFFIX,
     FileSegment,
@@ -35,7 +31,6 @@ from edgeml.twin.device.streammanager.store.segments import (
 )
 from edgeml.twin.device.streammanager.store.stream import Clock, MessageStream, SegmentFactory
 
-DEFINITION_FILE = "definition.json"
 _log = logging.getLogger(__name__)
 
 
@@ -50,6 +45,10 @@ def write_json_atomically(path: Path, document: Any) -> None:
     sync_directory(path.parent)
 
 
+class StoreLayoutError(StreamManagerTwinError):
+    """The store holds two directories for one stream."""
+
+
 class StreamRegistry:
     """Every stream the server holds, by name."""
 
@@ -57,18 +56,18 @@ class StreamRegistry:
         self.root = root
         self._clock = clock
         self._streams: dict[str, MessageStream] = {}
-        (root / "streams").mkdir(parents=True, exist_ok=True)
+        streams_directory(root).mkdir(parents=True, exist_ok=True)
 
     def directory_of(self, name: str) -> Path:
-        return self.root / "streams" / ("s_" + quote(name, safe=" ,-_"))
+        return stream_directory(self.root, name)
 
     @classmethod
     def recover(cls, root: Path, clock: Clock) -> StreamRegistry:
         """Opens every File stream found under `root`, cutting torn segment tails."""
         registry = cls(root, clock)
-        for definition_path in sorted((root / "streams").glob(f"*/{DEFINITION_FILE}")):
+        for definition_path in sorted(streams_directory(root).glob(f"*/{DEFINITION_FILE}")):
             definition = sm.MessageStreamDefinition.from_dict(json.loads(definition_path.read_text()))
-            directory = definition_path.parent
+            directory = registry._move_to_its_place(definition.name, definition_path.parent)
             segments: list[Segment] = [
                 FileSegment.recover(path) for path in sorted(directory.glob(f"*{SEGMENT_SUFFIX}"))
             ]
@@ -77,6 +76,23 @@ class StreamRegistry:
             )
             _log.info("recovered stream %s (%d segments)", definition.name, len(segments))
         return registry
+
+    def _move_to_its_place(self, name: str, directory: Path) -> Path:
+        """Renames a stream directory of the older layout (`s_<quoted name>`) to where `name` lives now.
+
+        One rename, so a kill -9 leaves the directory under either name, and the next start finishes.
+        """
+        place = self.directory_of(name)
+        if directory == place:
+            return place
+        if (place / DEFINITION_FILE).exists():
+            raise StoreLayoutError(f"stream {name!r} is stored twice: in {directory} and in {place}")
+        if place.exists():  # what an interrupted delete leaves (no definition): create() would clear it too
+            shutil.rmtree(place)
+        os.rename(directory, place)
+        sync_directory(place.parent)
+        _log.info("moved stream %s from %s to %s", name, directory.name, place.name)
+        return place
 
     def _segment_factory(self, definition: Any, directory: Path) -> SegmentFactory:
         if definition.persistence == sm.Persistence.Memory:
