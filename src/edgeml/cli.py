@@ -25,9 +25,11 @@ def _register() -> None:
     """Attach each stage's sub-commands. Imported lazily so a missing optional extra fails late."""
     from edgeml.components.cli import register as register_components
     from edgeml.model.cli import app as model_app
+    from edgeml.twin.cli import register as register_twin
 
     app.add_typer(model_app, name="model", help="Compile and package models.")
     register_components(app)
+    register_twin(app)
 
 
 def _interrupted() -> NoReturn:

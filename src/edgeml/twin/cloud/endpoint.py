@@ -154,8 +154,9 @@ class CloudEndpoint:
         if self._persist_moto:
             load_moto_state(self.state_dir)
         if self._factory is not None:
-            control_plane = self._factory(self.state_dir / "controlplane", self._clock, moto_iot)
-            self._attach(control_plane)
+            self._attach(self._factory(self.state_dir / "controlplane", self._clock, moto_iot))
+        else:  # every GreengrassV2 / jobs data call answers "not supported by the twin"
+            self._attach(_NoControlPlane())
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(
             self._host, self._port, self, threaded=True, request_handler=MotoRequestHandler
@@ -344,6 +345,25 @@ class CloudEndpoint:
         headers = {**response.headers, "Content-Length": str(len(response.body))}
         start_response(f"{response.status} {_reason(response.status)}", list(headers.items()))
         return [response.body]
+
+
+class _NoJobs:
+    def owns_job(self, job_id: str) -> bool:
+        return False
+
+
+class _NoControlPlane:
+    """Stands in while the control plane is not importable: no operation is served, nothing is saved."""
+
+    greengrassv2: object = object()
+    iot: IotJobsBackend = _NoJobs()
+    jobs_data: object = object()
+
+    def on_iot_publish(self, topic: str, payload: bytes, region: str) -> None:
+        return None
+
+    def save(self) -> None:
+        return None
 
 
 class _no_lock:
