@@ -21,8 +21,10 @@ Also: HTTP on kept-alive connections against the same app in-process (issue 14):
 each sending the same JSON-tensor bytes; in-process clients are threads calling `app.submit(body)`, HTTP
 clients are threads of a separate client process on their own kept-alive `http.client` connections (a local
 app calling the endpoint). Rounds interleave in-process and HTTP; the figure is the median request latency.
-Targets: app >= 0.95x bare throughput; sink share <= 5 %; cold start < 2 s; HTTP kept-alive <= 1 ms over
-in-process at the median, with 1 and with 8 clients.
+The app's fixed cost per result is 1/app - 1/bare rate (median over rounds): what it adds to each result
+beyond the runtime, sinks included (their threads share the GIL and the cores).
+Targets: app >= 0.95x bare throughput; fixed cost <= 10 us per result at batch 32; sink share <= 5 %;
+cold start < 2 s; HTTP kept-alive <= 1 ms over in-process at the median, with 1 and with 8 clients.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,7 @@ from edgeml_inference.results import InferenceResult  # noqa: E402
 TARGET_RATIO = 0.95
 TARGET_SINK_SHARE = 0.05
 TARGET_COLD_START_S = 2.0
+TARGET_FIXED_COST_US = 10.0  # the app's own cost per result at batch 32, sinks included (issue 14)
 TARGET_HTTP_OVERHEAD_MS = 1.0
 HTTP_ROUNDS = 5
 HTTP_REQUESTS_PER_CLIENT = 200
@@ -215,6 +218,15 @@ class Row:
         return _median(self.ratios)
 
     @property
+    def fixed_costs_us(self) -> list[float]:
+        """The app's own time per result beyond the bare run, per round: 1/app - 1/bare, in microseconds."""
+        return [1e6 / app - 1e6 / bare for app, bare in zip(self.app, self.bare, strict=True)]
+
+    @property
+    def fixed_cost_us(self) -> float:
+        return _median(self.fixed_costs_us)
+
+    @property
     def sink_shares(self) -> list[float]:
         """Throughput lost to the sinks (their threads included), per round: 1 - app / app without sinks."""
         return [1.0 - app / plain for app, plain in zip(self.app, self.app_no_sinks, strict=True)]
@@ -231,15 +243,15 @@ def measure(load: Workload, batch: int) -> Row:
     app = app_for(load, batch, with_sinks=True)
     plain = app_for(load, batch, with_sinks=False)
     sink_time = [0.0]
-    index = app.pipeline.hooks.index(app._publish_result)
-    publish = app.pipeline.hooks[index]
+    index = app.pipeline.batch_hooks.index(app._publish_results)
+    publish = app.pipeline.batch_hooks[index]
 
-    def timed(result: InferenceResult, payload: Any) -> None:
+    def timed(results: Sequence[InferenceResult], payloads: Sequence[Any]) -> None:
         start = time.perf_counter()
-        publish(result, payload)
+        publish(results, payloads)
         sink_time[0] += time.perf_counter() - start
 
-    app.pipeline.hooks[index] = timed
+    app.pipeline.batch_hooks[index] = timed
     sides: dict[str, Callable[[], float]] = {
         "bare": lambda: bare_rate(session, load.inputs, frames, batch),
         "app": lambda: app_rate(app, load.inputs, frames, batch),
@@ -505,6 +517,7 @@ def main() -> None:
         "app / bare",
         "app / bare spread",
         "app without sinks",
+        "fixed us / result",
         "sink share (all threads)",
         "sink share spread",
         "sink share (inference thread)",
@@ -519,6 +532,7 @@ def main() -> None:
             f"{row.ratio:.2f}x",
             f"{min(row.ratios):.2f}-{max(row.ratios):.2f}",
             f"{_median(list(row.app_no_sinks)):,.0f}",
+            f"{row.fixed_cost_us:.1f} ({min(row.fixed_costs_us):.1f}-{max(row.fixed_costs_us):.1f})",
             f"{row.sink_share:.1%}",
             f"{min(row.sink_shares):.1%} to {max(row.sink_shares):.1%}",
             f"{row.sink_thread_share:.1%}",
@@ -562,7 +576,13 @@ def main() -> None:
             f"{row.model} batch {row.batch}: throughput {row.ratio:.2f}x bare "
             f"({'MET' if ratio_met else 'NOT MET'}, target >= {TARGET_RATIO}x); sink share "
             f"{row.sink_share:.1%} ({'MET' if row.sink_share <= TARGET_SINK_SHARE else 'NOT MET'}, "
-            f"target <= {TARGET_SINK_SHARE:.0%})"
+            f"target <= {TARGET_SINK_SHARE:.0%}); fixed cost {row.fixed_cost_us:.1f} us per result"
+            + (
+                f" ({'MET' if row.fixed_cost_us <= TARGET_FIXED_COST_US else 'NOT MET'}, "
+                f"target <= {TARGET_FIXED_COST_US:.0f} us at batch 32)"
+                if row.batch == 32
+                else ""
+            )
         )
     for figures in processes:
         met = figures.cold_start_s < TARGET_COLD_START_S

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from edgeml_inference.ipc import IpcClient
 from edgeml_inference.model import LoadedModel, ModelHolder, load_model
 from edgeml_inference.pipeline import Batcher, Pipeline
 from edgeml_inference.preprocess import Payload
-from edgeml_inference.results import InferenceResult, ResultMessage
+from edgeml_inference.results import InferenceResult, ResultBatch
 from edgeml_inference.sinks.base import AsyncSink
 from edgeml_inference.sinks.iotcore import IoTCoreSink
 from edgeml_inference.sinks.ipc import IpcTopicSink
@@ -101,7 +101,8 @@ class InferenceApp:
             self.models,
             lambda: self.config,
             self.health,
-            [self.escalator, self._publish_result, self._maybe_capture],
+            [self.escalator, self._maybe_capture],
+            [self._publish_results],
         )
         self.batcher = Batcher(self.pipeline, self._limits)
         self.swapper = ModelSwapper(
@@ -278,9 +279,10 @@ class InferenceApp:
 
     # outputs
 
-    def _publish_result(self, result: InferenceResult, payload: Payload) -> None:
+    def _publish_results(self, results: Sequence[InferenceResult], payloads: Sequence[Payload]) -> None:
+        """One offer per sink per batch; the batch is encoded once, on the first sink thread that needs it."""
         if self.result_sinks:
-            message = ResultMessage(result)
+            message = ResultBatch(results)
             for sink in self.result_sinks:
                 sink.offer(message)
 

@@ -52,18 +52,25 @@ class HealthMonitor:
             self.baseline, self.labels = baseline, labels
 
     def record(self, result: InferenceResult) -> None:
+        self.record_many([result])
+
+    def record_many(self, results: list[InferenceResult]) -> None:
+        """`record` for each of a batch's results, under one lock acquisition."""
         with self._lock:
-            self._count += 1
-            self.total_requests += 1
-            self._latencies.append(result.latency_ms)
-            if result.prediction is None:
-                self._errors += 1
-                self.total_errors += 1
-                self._window_reasons[result.reason] += 1
-                self.errors_by_reason[result.reason] += 1
-                return
-            self._confidences.append(result.prediction.confidence)
-            self._classes[result.prediction.class_index] += 1
+            count = len(results)
+            self._count += count
+            self.total_requests += count
+            self._latencies.extend([result.latency_ms for result in results])
+            for result in results:
+                prediction = result.prediction
+                if prediction is None:
+                    self._errors += 1
+                    self.total_errors += 1
+                    self._window_reasons[result.reason] += 1
+                    self.errors_by_reason[result.reason] += 1
+                else:
+                    self._confidences.append(prediction.confidence)
+                    self._classes[prediction.class_index] += 1
 
     def snapshot(self, reset: bool = False) -> dict[str, Any]:
         now = time.monotonic()

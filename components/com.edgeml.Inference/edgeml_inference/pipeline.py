@@ -7,6 +7,7 @@ stays alive. `Batcher` is the one queue that feeds it from every source.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +24,12 @@ from edgeml_inference.config import AppConfig
 from edgeml_inference.exceptions import BadInput, BadOutput
 from edgeml_inference.health import HealthMonitor
 from edgeml_inference.model import LoadedModel, ModelHolder
-from edgeml_inference.preprocess import Payload, payload_size
+from edgeml_inference.preprocess import Payload, finite_rows, payload_size
 from edgeml_inference.results import InferenceResult, error_result
 
 _log = logging.getLogger(__name__)
 ResultHook = Callable[[InferenceResult, Payload], None]
+BatchHook = Callable[[Sequence[InferenceResult], Sequence[Payload]], None]
 
 
 _ID_PREFIX = uuid.uuid4().hex[:12]
@@ -51,7 +53,8 @@ class Request:
 
 
 class Pipeline:
-    """Answers requests with the model held by `models`; `hooks` see every result (sinks, capture, ...)."""
+    """Answers requests with the model held by `models`; `hooks` see every result (escalation, capture),
+    then `batch_hooks` see each batch's results together (the sinks: one hand-off per batch)."""
 
     def __init__(
         self,
@@ -59,11 +62,13 @@ class Pipeline:
         config: Callable[[], AppConfig],
         health: HealthMonitor,
         hooks: list[ResultHook] | None = None,
+        batch_hooks: list[BatchHook] | None = None,
     ) -> None:
         self.models = models
         self.config = config
         self.health = health
         self.hooks: list[ResultHook] = list(hooks or [])
+        self.batch_hooks: list[BatchHook] = list(batch_hooks or [])
         self.batches = 0
 
     def infer(self, payload: Payload, source: str = "direct") -> InferenceResult:
@@ -81,9 +86,11 @@ class Pipeline:
             model = self.models.current
             results = self._answer(model, requests, config)
             self.batches += 1
+        now, stamp = time.perf_counter(), time.time()
         for request, result in zip(requests, results, strict=True):
-            result.latency_ms = (time.perf_counter() - request.received) * 1000.0
-            self._finish(request, result)
+            result.latency_ms = (now - request.received) * 1000.0
+            result.timestamp = stamp
+        self._finish(requests, results)
         return results
 
     def _answer(
@@ -91,6 +98,9 @@ class Pipeline:
     ) -> list[InferenceResult]:
         results: list[InferenceResult | None] = [None] * len(requests)
         tensors: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+        # A batch that is stacked anyway is checked for NaN/infinity in one pass after stacking (a per-sample
+        # check cost more than a small model's run); a fixed batch-1 model checks each sample as before.
+        check_each = model.backend.fixed_batch == 1 or not model.preprocess.defers_finite_check
         for position, request in enumerate(requests):
             try:
                 size = payload_size(request.payload)
@@ -99,7 +109,7 @@ class Pipeline:
                         "payload_too_large",
                         f"{size} bytes > MaxPayloadBytes {config.max_payload_bytes}",
                     )
-                tensor = model.preprocess(request.payload)
+                tensor = model.preprocess(request.payload, check_each)
                 tensors.setdefault(tensor.shape, []).append((position, tensor))
             except BadInput as error:
                 results[position] = self._error(model, request, error.reason, error.detail)
@@ -107,8 +117,32 @@ class Pipeline:
                 _log.exception("preprocessing failed unexpectedly")
                 results[position] = self._error(model, request, "internal_error", f"preprocessing: {error}")
         for group in tensors.values():
-            self._run_group(model, requests, group, results, config)
+            if not check_each:
+                group = self._finite_only(model, requests, group, results)
+            if group:
+                self._run_group(model, requests, group, results, config)
         return [result for result in results if result is not None]
+
+    def _finite_only(
+        self,
+        model: LoadedModel,
+        requests: list[Request],
+        group: list[tuple[int, np.ndarray]],
+        results: list[InferenceResult | None],
+    ) -> list[tuple[int, np.ndarray]]:
+        """The samples of `group` without NaN/infinity; the others get `non_finite_input`."""
+        if len(group) == 1:
+            finite = finite_rows(group[0][1][None]).tolist()
+        else:
+            finite = finite_rows(np.stack([tensor for _, tensor in group])).tolist()
+        if all(finite):
+            return group
+        for (position, _), ok in zip(group, finite, strict=True):
+            if not ok:
+                results[position] = self._error(
+                    model, requests[position], "non_finite_input", "the tensor holds NaN or infinity"
+                )
+        return [item for item, ok in zip(group, finite, strict=True) if ok]
 
     def _run_group(
         self,
@@ -144,15 +178,26 @@ class Pipeline:
             request.request_id, request.source, reason, detail, model=meta.name, model_version=meta.version
         )
 
-    def _finish(self, request: Request, result: InferenceResult) -> None:
-        self.health.record(result)
-        for hook in self.hooks:
-            try:
-                hook(result, request.payload)
-            except Exception:
-                _log.exception("result hook failed")
-        if not request.future.done():
-            request.future.set_result(result)
+    def _finish(self, requests: list[Request], results: list[InferenceResult]) -> None:
+        self.health.record_many(results)
+        hooks = self.hooks
+        if hooks:
+            for request, result in zip(requests, results, strict=True):
+                for hook in hooks:
+                    try:
+                        hook(result, request.payload)
+                    except Exception:
+                        _log.exception("result hook failed")
+        if self.batch_hooks:
+            payloads = [request.payload for request in requests]
+            for batch_hook in self.batch_hooks:
+                try:
+                    batch_hook(results, payloads)
+                except Exception:
+                    _log.exception("result hook failed")
+        for request, result in zip(requests, results, strict=True):
+            with contextlib.suppress(InvalidStateError):  # cheaper than asking done() first
+                request.future.set_result(result)
 
 
 def run_samples(model: LoadedModel, samples: list[np.ndarray]) -> np.ndarray:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from edgeml_inference.exceptions import BadOutput
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The top-k classes of one sample, best first; `confident` is top-1 >= the threshold."""
+class Prediction(NamedTuple):
+    """The top-k classes of one sample, best first; `confident` is top-1 >= the threshold.
+
+    A NamedTuple: built once per sample, it costs a tuple, not a frozen dataclass's per-field setattr."""
 
     label: str
     class_index: int
@@ -68,8 +69,10 @@ class Postprocessor:
                 results.append(BadOutput("nan_output", "the model output holds NaN or infinity"))
                 continue
             top = tuple(
-                (labels[index] if index < known else str(index), index, score)
-                for index, score in zip(indices, top_scores[row], strict=True)
+                [
+                    (labels[index] if index < known else str(index), index, score)
+                    for index, score in zip(indices, top_scores[row], strict=True)
+                ]
             )
             label, index, confidence = top[0]
             results.append(Prediction(label, index, confidence, top, confidence >= threshold))

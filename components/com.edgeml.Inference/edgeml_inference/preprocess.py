@@ -60,15 +60,20 @@ class Preprocessor:
         self._mean = np.asarray(self.config.mean, dtype=np.float32)
         self._std = np.asarray(self.config.std, dtype=np.float32)
         self._channels = channels
+        exact = all(dim is not None for dim in self.sample_shape)
+        self._exact_shape: tuple[int | None, ...] | None = self.sample_shape if exact else None
 
-    def __call__(self, payload: Payload) -> np.ndarray:
-        """One sample (no batch axis): arrays and JSON objects are tensors, other bytes are images."""
+    def __call__(self, payload: Payload, check_finite: bool = True) -> np.ndarray:
+        """One sample (no batch axis): arrays and JSON objects are tensors, other bytes are images.
+
+        `check_finite=False` leaves the NaN/infinity check of a float tensor to the caller, who then checks
+        a whole batch in one pass (`finite_rows`); images are always checked here."""
         if isinstance(payload, np.ndarray):
-            return self.tensor(payload)
+            return self.tensor(payload, check_finite)
         if not payload:
             raise BadInput("empty_input", "the payload is empty")
         if payload[:1] in (b"{", b"[") or payload.lstrip()[:1] == b"{":
-            return self.tensor(parse_tensor_json(payload))
+            return self.tensor(parse_tensor_json(payload), check_finite)
         return self.image(payload)
 
     def image(self, payload: bytes) -> np.ndarray:
@@ -99,8 +104,20 @@ class Preprocessor:
             x = np.transpose(x, (2, 0, 1))
         return self.tensor(x)
 
-    def tensor(self, array: np.ndarray) -> np.ndarray:
+    @property
+    def defers_finite_check(self) -> bool:
+        """Whether `check_finite=False` leaves a check to the caller (float models; an integer model's cast
+        needs the check before it)."""
+        return self.dtype.kind == "f"
+
+    def tensor(self, array: np.ndarray, check_finite: bool = True) -> np.ndarray:
         """Checks a decoded tensor against the model's input (with or without a batch axis of 1)."""
+        if (  # the common in-process case, a contiguous sample of the model's exact shape and dtype
+            array.shape == self._exact_shape and array.dtype == self.dtype and array.flags.c_contiguous
+        ):
+            if check_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise BadInput("non_finite_input", "the tensor holds NaN or infinity")
+            return array
         expected = self.sample_shape
         if array.ndim == len(expected) + 1 and array.shape[0] == 1:
             array = array[0]
@@ -123,9 +140,15 @@ class Preprocessor:
         else:
             with np.errstate(over="ignore", invalid="ignore"):  # out of range: inf, refused just below
                 tensor = np.ascontiguousarray(array, dtype=self.dtype)
-        if not np.isfinite(tensor).all():
+        if check_finite and not np.isfinite(tensor).all():
             raise BadInput("non_finite_input", "the tensor holds NaN or infinity")
         return tensor
+
+
+def finite_rows(batch: np.ndarray) -> np.ndarray:
+    """One bool per sample of `batch` (N x ...): no NaN or infinity in it. One pass for the whole batch."""
+    flat = batch.reshape(batch.shape[0], -1)
+    return np.asarray(np.isfinite(flat).all(axis=1))
 
 
 def parse_tensor_json(payload: bytes) -> np.ndarray:

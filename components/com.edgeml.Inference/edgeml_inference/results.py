@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from edgeml_inference.postprocess import Prediction
 _quote = json.encoder.encode_basestring_ascii
 
 
-@dataclass
+@dataclass(slots=True)
 class InferenceResult:
     """One answer: `status` "ok" with a prediction, or "error" with a `reason` code and a `detail`."""
 
@@ -64,39 +65,71 @@ class InferenceResult:
 
     def to_json_bytes(self) -> bytes:
         """Compact JSON of `to_dict()`; ok results without escalation take a hand-written fast path."""
-        prediction = self.prediction
-        if prediction is None or self.escalation is not None or self.status != "ok":
-            return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
-        confident = "true" if prediction.confident else "false"
+        return encode_results([self])[0]
+
+
+def _plain_json(result: InferenceResult) -> bytes:
+    return json.dumps(result.to_dict(), separators=(",", ":")).encode("utf-8")
+
+
+def encode_results(results: Sequence[InferenceResult]) -> list[bytes]:
+    """Compact JSON of each result's `to_dict()`, for a whole batch in one pass: strings a batch repeats
+    (source, model, version, labels, the timestamp) are quoted or formatted once per distinct value, ok
+    results take a hand-written template and the rest (errors, escalations) go through json.dumps."""
+    quoted: dict[str, str] = {}
+    stamps: dict[float, str] = {}
+    encoded: list[bytes] = []
+    for result in results:
+        prediction = result.prediction
+        if prediction is None or result.escalation is not None or result.status != "ok":
+            encoded.append(_plain_json(result))
+            continue
+        # One template per result: the shared fields of a batch come from the caches above.
+        cached = quoted.get
+        source = cached(result.source) or quoted.setdefault(result.source, _quote(result.source))
+        model = cached(result.model) or quoted.setdefault(result.model, _quote(result.model))
+        version = cached(result.model_version) or quoted.setdefault(
+            result.model_version, _quote(result.model_version)
+        )
+        stamp = stamps.get(result.timestamp) or stamps.setdefault(
+            result.timestamp, repr(round(result.timestamp, 3))
+        )
         top = ",".join(  # a list, not a generator: join() builds one from a generator first anyway
             [
-                f'{{"label":{_quote(label)},"index":{index},"score":{score!r}}}'
+                f'{{"label":{cached(label) or quoted.setdefault(label, _quote(label))},'
+                f'"index":{index},"score":{score!r}}}'
                 for label, index, score in prediction.top_k
             ]
         )
         text = (
-            f'{{"request_id":{_quote(self.request_id)},"source":{_quote(self.source)},"status":"ok",'
-            f'"model":{_quote(self.model)},"model_version":{_quote(self.model_version)},'
-            f'"latency_ms":{round(self.latency_ms, 3)!r},"timestamp":{round(self.timestamp, 3)!r},'
-            f'"label":{_quote(prediction.label)},"class_index":{prediction.class_index},'
-            f'"confidence":{prediction.confidence!r},"confident":{confident},'
+            f'{{"request_id":{_quote(result.request_id)},"source":{source},"status":"ok",'
+            f'"model":{model},"model_version":{version},'
+            f'"latency_ms":{round(result.latency_ms, 3)!r},"timestamp":{stamp},'
+            f'"label":{cached(prediction.label) or _quote(prediction.label)},'
+            f'"class_index":{prediction.class_index},"confidence":{prediction.confidence!r},'
+            f'"confident":{"true" if prediction.confident else "false"},'
             f'"top_k":[{top}]}}'
         )
-        return text.encode("ascii")
+        encoded.append(text.encode("ascii"))
+    return encoded
 
 
-class ResultMessage:
-    """A result handed to the sinks; encoded to JSON once, by the first sink worker that needs it."""
+class ResultBatch:
+    """The results of one batch handed to the sinks together: one offer per sink per batch, encoded to JSON
+    once, in one pass, by the first sink worker that needs the bytes (off the inference thread)."""
 
-    __slots__ = ("_encoded", "result")
+    __slots__ = ("_encoded", "results")
 
-    def __init__(self, result: InferenceResult) -> None:
-        self.result = result
-        self._encoded: bytes | None = None
+    def __init__(self, results: Sequence[InferenceResult]) -> None:
+        self.results = results
+        self._encoded: list[bytes] | None = None
 
-    def payload(self) -> bytes:
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def payloads(self) -> list[bytes]:
         if self._encoded is None:
-            self._encoded = self.result.to_json_bytes()
+            self._encoded = encode_results(self.results)
         return self._encoded
 
 

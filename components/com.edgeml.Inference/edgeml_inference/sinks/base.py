@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -27,9 +26,12 @@ class Sink(ABC):
 
 
 class Encoded(Protocol):
-    """A message encoded only when a sink worker first needs its bytes (off the inference thread)."""
+    """Messages encoded only when a sink worker first needs their bytes (off the inference thread): the
+    results of one batch, offered once and sent one by one."""
 
-    def payload(self) -> bytes: ...
+    def __len__(self) -> int: ...
+
+    def payloads(self) -> list[bytes]: ...
 
 
 Message = bytes | Encoded
@@ -39,7 +41,8 @@ class AsyncSink:
     """Runs `sink.send` on a thread behind a bounded buffer; `offer` never blocks (full: drop the oldest).
 
     `offer` appends to a deque and wakes the worker only when `wake_at` messages wait; otherwise the worker
-    drains every `flush_s` seconds. So a result costs the inference thread one append, not a thread switch.
+    drains every `flush_s` seconds. So a batch of results costs the inference thread one append, not a thread
+    switch. `max_queue`, `wake_at` and the counters are in messages sent (a batch of 32 results counts 32).
     A worker whose last drain found nothing sleeps until the next offer wakes it (an idle sink, such as the
     health or escalation sink most of the time, costs no timer wake-ups).
     """
@@ -51,6 +54,8 @@ class AsyncSink:
         self.flush_s = flush_s
         self.wake_at = min(wake_at, max_queue)
         self._pending: deque[Message] = deque()
+        self._queued = 0  # messages to send in `_pending` (a batch counts its length)
+        self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -63,20 +68,33 @@ class AsyncSink:
         self._thread.start()
 
     def offer(self, message: Message) -> bool:
-        """Queues `message`; when the buffer is full the oldest waiting message is dropped (False)."""
+        """Queues `message`; when the buffer is full the oldest waiting messages are dropped (False)."""
         pending = self._pending
-        pending.append(message)
-        if self._idle.is_set():  # a plain read; clear() takes the event's lock, per result otherwise
-            self._idle.clear()
+        weight = 1 if isinstance(message, bytes) else len(message)
         kept = True
-        while len(pending) > self.max_queue:
-            with contextlib.suppress(IndexError):
-                pending.popleft()
-                self.dropped += 1
+        with self._count_lock:
+            pending.append(message)
+            self._queued += weight
+            while self._queued > self.max_queue and pending:
+                oldest = pending.popleft()
+                lost = 1 if isinstance(oldest, bytes) else len(oldest)
+                self._queued -= lost
+                self.dropped += lost
                 kept = False
-        if self._sleeping or len(pending) >= self.wake_at:
+            queued = self._queued
+        if self._idle.is_set():  # a plain read; clear() takes the event's lock, per offer otherwise
+            self._idle.clear()
+        if self._sleeping or queued >= self.wake_at:
             self._wake.set()
         return kept
+
+    def _take(self) -> Message | None:
+        with self._count_lock:
+            if not self._pending:
+                return None
+            message = self._pending.popleft()
+            self._queued -= 1 if isinstance(message, bytes) else len(message)
+            return message
 
     def _work(self) -> None:
         while True:
@@ -85,17 +103,17 @@ class AsyncSink:
             self._sleeping = False
             drained = 0
             while True:
-                try:
-                    message = self._pending.popleft()
-                except IndexError:
+                message = self._take()
+                if message is None:
                     break
                 drained += 1
-                try:
-                    self.sink.send(message if isinstance(message, bytes) else message.payload())
-                    self.sent += 1
-                except Exception as error:
-                    self.failed += 1
-                    _log.warning("sink %s failed: %s", self.name, error)
+                for payload in (message,) if isinstance(message, bytes) else message.payloads():
+                    try:
+                        self.sink.send(payload)
+                        self.sent += 1
+                    except Exception as error:
+                        self.failed += 1
+                        _log.warning("sink %s failed: %s", self.name, error)
             self._idle.set()
             if self._closing:
                 return
@@ -127,5 +145,5 @@ class AsyncSink:
             "sent": self.sent,
             "dropped": self.dropped,
             "failed": self.failed,
-            "queued": len(self._pending),
+            "queued": self._queued,
         }
