@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-import click
 import typer
 
 from edgeml.console import make_console, print_error, widen_help
@@ -41,7 +40,7 @@ def run_app(command: typer.Typer) -> None:
     """Runs a typer app: returns on success, else exits with the codes above (no traceback to the user).
 
     In non-standalone mode typer returns the exit code of `typer.Exit` (130 for a KeyboardInterrupt it
-    caught) and raises click's usage errors, which carry their own exit code (2).
+    caught) and raises its (vendored click) usage errors, which carry their own exit code (2).
     """
     try:
         result = command(standalone_mode=False)
@@ -50,10 +49,14 @@ def run_app(command: typer.Typer) -> None:
     except EdgemlError as error:
         print_error(str(error))
         sys.exit(EXIT_ERROR)
-    except click.exceptions.Abort:  # EOF at a prompt
+    except typer.Abort:  # Ctrl-C or EOF at a prompt
         _interrupted()
-    except click.exceptions.ClickException as error:
-        error.show()
+    except typer.TyperException as error:  # usage errors (exit 2) and typer's other errors
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            print_error(error.format_message())
         sys.exit(error.exit_code)
     if result == EXIT_INTERRUPTED:
         _interrupted()

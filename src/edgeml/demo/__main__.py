@@ -1,4 +1,8 @@
-"""`python -m edgeml.demo` (scripts/demo): the main job end to end on the local twin."""
+"""`python -m edgeml.demo` (scripts/demo): the main job end to end on the local twin.
+
+Every option is checked before anything is created or emptied; errors are one line (exit 1), usage
+errors exit 2, Ctrl-C exits 130 after the twins and the app are stopped.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +12,64 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from edgeml.demo.run import HOLDOUT_IMAGES, run_demo
+from edgeml.cli import run_app
+from edgeml.console import make_console, widen_help
+from edgeml.demo.run import HOLDOUT_IMAGES, check_images, run_demo
+from edgeml.demo.workdir import MARKER, caller_path, check_summary_path, check_work_folder
 from edgeml.errors import EdgemlError
 from edgeml.twin.loopback import WaitTimedOut
 
 REPO = Path(os.environ.get("EDGEML_ROOT", Path(__file__).resolve().parents[3]))
+DEFAULT_WORK = REPO / "build" / "demo"
+
+
+class DemoFailed(EdgemlError):
+    """A step of the demo failed (a wait timed out, the app refused an update)."""
 
 
 def demo(
-    work: Annotated[Path, typer.Option("--work", help="Scratch folder (emptied first).")] = REPO
-    / "build"
-    / "demo",
+    work: Annotated[
+        Path,
+        typer.Option(
+            "--work",
+            help=f"Scratch folder, created by the demo and emptied on its next run (it holds {MARKER});"
+            " a folder the demo did not create is refused unless empty. Relative to your working directory.",
+        ),
+    ] = DEFAULT_WORK,
     images: Annotated[
         int, typer.Option("--images", help=f"Held-out digit images to send (3..{HOLDOUT_IMAGES}).")
     ] = HOLDOUT_IMAGES,
     summary_json: Annotated[
-        Path | None, typer.Option("--json", help="Also write the summary here (default <work>/summary.json).")
+        Path | None,
+        typer.Option("--json", help="Also write the summary here (default <work>/summary.json); a file that"
+                     " is not an earlier demo summary is refused."),
     ] = None,
 ) -> None:
     """Model -> variants -> components -> simulated core device -> results in the cloud twin."""
-    console = Console()
+    check_images(images)
+    work_dir = check_work_folder(caller_path(work), REPO)
+    summary_path = check_summary_path(
+        caller_path(summary_json) if summary_json is not None else work_dir / "summary.json"
+    )
+    console = make_console()
     try:
-        summary = run_demo(REPO, work.resolve(), images, console)
-    except (EdgemlError, ValueError, WaitTimedOut) as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    path = summary_json or work / "summary.json"
-    summary.write(path)
-    console.print(f"summary: {path}")
+        summary = run_demo(REPO, work_dir, images, console)
+    except (ValueError, RuntimeError, WaitTimedOut) as error:
+        raise DemoFailed(str(error)) from error
+    summary.write(summary_path)
+    console.print(f"summary: {summary_path}", soft_wrap=True, highlight=False)
     if summary.app_exit_code != 0:
-        sys.exit(1)
+        raise DemoFailed(f"the inference app exited with {summary.app_exit_code} after SIGTERM")
 
 
 def main() -> None:
+    widen_help()
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(demo)
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(0)

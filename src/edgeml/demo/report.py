@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
+from edgeml.console import folding_table
 from edgeml.demo.digits import label_of
 
 
@@ -63,11 +63,12 @@ class DemoSummary:
         return asdict(self)
 
     def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def render(summary: DemoSummary, console: Console) -> None:
-    variants = Table("variant", "quantisation", "held-out top-1", "size KiB", title="Model variants")
+    variants = folding_table("variant", "quantisation", "held-out top-1", "size KiB", title="Model variants")
     for variant in summary.variants:
         accuracy = variant["accuracy_top1"]
         variants.add_row(
@@ -78,12 +79,12 @@ def render(summary: DemoSummary, console: Console) -> None:
         )
     console.print(variants)
 
-    device = Table("component", "version", "manifest", title="Installed on the simulated core device")
+    device = folding_table("component", "version", "manifest", title="Installed on the simulated core device")
     for component, version in sorted(summary.components.items()):
         device.add_row(component, version, summary.manifests.get(component, ""))
     console.print(device)
 
-    figures = Table("figure", "value", title="What came back")
+    figures = folding_table("figure", "value", title="What came back")
     results = summary.results
     if results is not None:
         figures.add_row("images dropped in the input folder", str(summary.images))

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ from edgeml.demo.cloud import (
 from edgeml.demo.device import SimulatedCore
 from edgeml.demo.digits import write_holdout_images
 from edgeml.demo.report import DemoSummary, ResultFigures, render
+from edgeml.demo.workdir import check_work_folder, prepare_work_folder
+from edgeml.errors import EdgemlError
 from edgeml.model.package import PackagedComponent
 from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
 from edgeml.twin.cloud.readback import kinesis_payloads, s3_object_count
@@ -157,7 +158,8 @@ class Demo:
             lambda: [s for s in self.core.export_statuses(stream) if s.get("error_message")],
             "the Kinesis export to report the outage",
         )
-        self.console.print(f"export while offline: {failing[0]['error_message'][:100]}", highlight=False)
+        reported = failing[0]["error_message"]
+        self.console.print(f"export while offline: {reported}", highlight=False, soft_wrap=True)
         self.cloud = MotoServer(port=port).start()  # moto keeps its state in-process: same buckets, streams
         self.console.rule(f"cloud twin back on {self.cloud.endpoint_url}: the stream catches up")
         wait_for(
@@ -226,14 +228,27 @@ class Demo:
         self.collect(resources, results)
 
 
-def run_demo(repo: Path, work: Path, images: int, console: Console) -> DemoSummary:
-    """Runs every step with `work` as scratch space (emptied first); returns what was measured."""
+class BadImageCount(EdgemlError):
+    """--images is outside the held-out set."""
+
+
+def check_images(images: int) -> int:
     if not 3 <= images <= HOLDOUT_IMAGES:
-        raise ValueError(
+        raise BadImageCount(
             f"--images must be between 3 and {HOLDOUT_IMAGES} (the digits holdout), not {images}"
         )
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    return images
+
+
+def run_demo(repo: Path, work: Path, images: int, console: Console) -> DemoSummary:
+    """Runs every step with `work` as scratch space; returns what was measured.
+
+    `work` is checked first (check_work_folder: only a folder the demo created, or an empty one, is
+    emptied), then created or emptied and marked as the demo's.
+    """
+    check_images(images)
+    work = check_work_folder(work, repo)
+    prepare_work_folder(work)
     summary = Demo(repo, work, images, console).run()
     render(summary, console)
     return summary
