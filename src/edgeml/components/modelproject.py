@@ -33,8 +33,8 @@ import yaml
 from edgeml.components.appbinding import INFERENCE_COMPONENT, app_component, bind_app_recipe, bound_model
 from edgeml.components.build import find_projects
 from edgeml.components.errors import ComponentError
-from edgeml.components.gdkconfig import CONFIG_FILE, GDK_VERSION, load_gdk_config
-from edgeml.components.recipe import get_key, load_recipe
+from edgeml.components.gdkconfig import CONFIG_FILE, GDK_VERSION, GdkConfig, load_gdk_config
+from edgeml.components.recipe import Recipe, get_key, load_recipe
 
 MARKER = ".edgeml-project"
 MODEL_HOOK_PROJECT = "com.edgeml.Model"
@@ -154,14 +154,19 @@ def write_model_project(
     return project, component, packaged_version, recipe
 
 
+def _template_app(components_dir: Path) -> tuple[Path, GdkConfig, Recipe]:
+    """The com.edgeml.Inference project, its gdk-config and its recipe (the template of every app)."""
+    project = _existing_project(components_dir, INFERENCE_COMPONENT)
+    if project is None:
+        raise ModelProjectError(f"{components_dir}: no {INFERENCE_COMPONENT} project to bind the model to")
+    config = load_gdk_config(project)
+    return project, config, load_recipe(config.recipe_file)
+
+
 def write_app_project(components_dir: Path, model_recipe: dict[str, Any]) -> tuple[Path, str]:
     """Writes (or refreshes) com.edgeml.Inference.<Model> for the model; the template's own model has
     com.edgeml.Inference itself. Returns (folder, component)."""
-    template_project = _existing_project(components_dir, INFERENCE_COMPONENT)
-    if template_project is None:
-        raise ModelProjectError(f"{components_dir}: no {INFERENCE_COMPONENT} project to bind the model to")
-    template_config = load_gdk_config(template_project)
-    template = load_recipe(template_config.recipe_file)
+    template_project, template_config, template = _template_app(components_dir)
     model = str(get_key(model_recipe, "ComponentName", ""))
     if model == bound_model(template):
         return template_project, INFERENCE_COMPONENT
@@ -190,7 +195,13 @@ def write_app_project(components_dir: Path, model_recipe: dict[str, Any]) -> tup
 def write_model_projects(
     components_dir: Path, package_dir: Path, version: str | None = None
 ) -> ModelProjects:
-    """The model project and its app project for one packaged model version."""
+    """The model project and its app project for one packaged model version; both folders are checked
+    before either is written."""
+    component, _, _ = packaged_model(package_dir, version)
+    _owned_or_absent(_existing_project(components_dir, component) or components_dir / component, component)
+    if component != bound_model(_template_app(components_dir)[2]):
+        app = app_component(component)
+        _owned_or_absent(_existing_project(components_dir, app) or components_dir / app, app)
     model_project, model, model_version, recipe = write_model_project(components_dir, package_dir, version)
     app_project, app = write_app_project(components_dir, recipe)
     return ModelProjects(model, model_version, model_project, app, app_project)
