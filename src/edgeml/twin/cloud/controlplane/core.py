@@ -1,0 +1,111 @@
+"""What the control plane's API facades share: the state, one lock, the clock, moto's IoT and S3 backends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgeml.twin.cloud.controlplane import state as state_io
+from edgeml.twin.cloud.controlplane.arns import parse_target_arn
+from edgeml.twin.cloud.controlplane.jobs import Job
+from edgeml.twin.cloud.service import Clock
+
+
+class Core:
+    def __init__(
+        self,
+        state_dir: Path,
+        clock: Clock,
+        moto_iot: Callable[[str], Any],
+        moto_s3: Callable[[], Any],
+    ) -> None:
+        self.state_dir = state_dir
+        self.clock = clock
+        self.moto_iot = moto_iot
+        self.moto_s3 = moto_s3
+        self.lock = threading.RLock()
+        self.state = state_io.load(state_dir)
+
+    def now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def save(self) -> None:
+        with self.lock:
+            state_io.save(self.state, self.state_dir)
+
+    # --- moto's IoT registry -------------------------------------------------------------------
+    def thing_names(self, region: str) -> set[str]:
+        return {thing.thing_name for thing in self.moto_iot(region).things.values()}
+
+    def thing_exists(self, region: str, account: str, name: str) -> bool:
+        backend = self.moto_iot(region)
+        return f"arn:aws:iot:{region}:{account}:thing/{name}" in backend.things or any(
+            thing.thing_name == name for thing in backend.things.values()
+        )
+
+    def group(self, region: str, arn: str) -> Any | None:
+        backend = self.moto_iot(region)
+        found = backend.thing_groups.get(arn)
+        if found is not None:
+            return found
+        name = arn.split("thinggroup/", 1)[-1]
+        return next((g for g in backend.thing_groups.values() if g.thing_group_name == name), None)
+
+    def group_members(self, region: str, arn: str) -> list[str]:
+        """Things in the group, in the order they were added (moto keeps insertion order)."""
+        group = self.group(region, arn)
+        if group is None:
+            return []
+        return [thing.thing_name for thing in group.things.values()]
+
+    def groups_of_thing(self, region: str, account: str, thing: str) -> list[Any]:
+        arn = f"arn:aws:iot:{region}:{account}:thing/{thing}"
+        return [g for g in self.moto_iot(region).thing_groups.values() if arn in g.things]
+
+    # --- time and membership -------------------------------------------------------------------
+    def advance_job(self, job: Job, now: float) -> None:
+        for thing in job.advance(now):
+            self.state.index_execution(thing, job.job_id)
+
+    def sync_group_job(self, job: Job, now: float) -> None:
+        """A continuous group job: joiners get an execution now; QUEUED executions of leavers are REMOVED."""
+        if job.status != "IN_PROGRESS" or not job.is_group:
+            return
+        target = parse_target_arn(job.target_arn)
+        members = self.group_members(target.region, job.target_arn)
+        member_set = set(members)
+        waiting = set(job.pending)
+        for thing in members:
+            if thing not in job.executions and thing not in waiting:
+                job.notify(thing, now)
+                self.state.index_execution(thing, job.job_id)
+        if waiting - member_set:
+            job.pending = [t for t in job.pending if t in member_set]
+        for thing, execution in job.executions.items():
+            if execution.status == "QUEUED" and thing not in member_set:
+                job.set_status(execution, "REMOVED", now)
+
+    def sync_thing(self, region: str, account: str, thing: str, now: float) -> None:
+        """Lazily, when a device asks: its groups' active jobs learn it joined; due rollout/timeouts apply."""
+        group_arns = {g.arn for g in self.groups_of_thing(region, account, thing)}
+        for job in self.state.jobs.values():
+            if job.status != "IN_PROGRESS":
+                continue
+            joined = job.is_group and job.target_arn in group_arns
+            if joined and thing not in job.executions and thing not in job.pending:
+                job.notify(thing, now)
+                self.state.index_execution(thing, job.job_id)
+            if thing in job.executions or thing in job.pending:
+                self.advance_job(job, now)
+
+    def tick(self) -> None:
+        """Apply everything due: rollout windows, timeouts, aborts, group membership changes."""
+        with self.lock:
+            now = self.now()
+            for job in list(self.state.jobs.values()):
+                if job.status == "IN_PROGRESS":
+                    self.advance_job(job, now)
+                    self.sync_group_job(job, now)
+                    job.check_abort(now)
