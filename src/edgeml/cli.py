@@ -23,10 +23,12 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Edge ML on A
 def _register() -> None:
     """Attach each stage's sub-commands. Imported lazily so a missing optional extra fails late."""
     from edgeml.components.cli import register as register_components
+    from edgeml.config.cli import app as config_app
     from edgeml.model.cli import app as model_app
     from edgeml.twin.cli import register as register_twin
 
     app.add_typer(model_app, name="model", help="Compile and package models.")
+    app.add_typer(config_app, name="config", help="The account the CLI talks to (from the CDK stacks).")
     register_components(app)
     register_twin(app)
 
