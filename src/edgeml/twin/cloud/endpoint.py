@@ -163,7 +163,8 @@ class CloudEndpoint:
         )
         host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host!s}:{port}"
-        self._spawn(self._server.serve_forever, "cloud-twin-http")
+        server = self._server
+        self._spawn(lambda: server.serve_forever(poll_interval=0.05), "cloud-twin-http")
         self._spawn(self._save_loop, "cloud-twin-saver")
         return self
 
@@ -192,6 +193,7 @@ class CloudEndpoint:
     def stop(self) -> None:
         """Stops serving, then saves the state (after the last request has been answered)."""
         self._stopping.set()
+        self._dirty.set()  # wakes the saver so it sees the stop
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
