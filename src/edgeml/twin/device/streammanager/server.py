@@ -40,7 +40,8 @@ class StreamManagerServer:
     """Serves the Stream Manager protocol for the unmodified SDK client, with streams under `store_root`.
 
     `auth_token` is what clients must present (AWS_CONTAINER_AUTHORIZATION_TOKEN); a random one is made
-    when none is given. `clock` (epoch seconds) stamps ingest times and drives TTL and batch intervals.
+    when none is given, and an empty one is refused (clients that present none would match it).
+    `clock` (epoch seconds) stamps ingest times and drives TTL and batch intervals.
     """
 
     def __init__(
@@ -58,6 +59,10 @@ class StreamManagerServer:
         self.store_root = Path(store_root)
         self.host = host
         self.port = port
+        if auth_token == "":
+            raise ValueError(
+                "auth_token is empty: clients without a token would be let in; give None for a random one"
+            )
         self.auth_token = auth_token if auth_token is not None else secrets.token_hex(16)
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
