@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from edgeml.demo.workdir import MARKER
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+def demo_env(caller: Path | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
+    env.pop("EDGEML_CALLER_CWD", None)
+    if caller is not None:  # as scripts/demo passes it: python runs in the repository
+        env["EDGEML_CALLER_CWD"] = str(caller)
+    return env
+
+
+def run_demo(*args: str, caller: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edgeml.demo", *args],
         cwd=REPO,
-        env=env,
+        env=demo_env(caller),
         capture_output=True,
         text=True,
         timeout=240,
@@ -28,10 +38,14 @@ def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_takes_the_model_to_a_simulated_device_and_the_results_to_the_cloud_twin(tmp_path: Path) -> None:
-    summary_path = tmp_path / "summary.json"
-    completed = run_demo("--work", str(tmp_path / "work"), "--images", "40", "--json", str(summary_path))
+    # relative --work and --json are the caller's, not the repository's
+    completed = run_demo("--work", "work", "--images", "40", "--json", "my-summary.json", caller=tmp_path)
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    summary_path = tmp_path / "my-summary.json"
     summary = json.loads(summary_path.read_text())
+    assert f"summary: {summary_path}" in completed.stdout.splitlines()
+    assert not (REPO / "my-summary.json").exists() and not (REPO / "work").exists()
+    assert (tmp_path / "work" / MARKER).is_file()  # the demo's own folder: the next run may empty it
 
     assert {v["target"] for v in summary["variants"]} == {"cpu-fp32", "cpu-opt", "cpu-fp16", "cpu-int8"}
     assert all(v["accuracy_top1"] >= 0.97 for v in summary["variants"])
@@ -73,3 +87,35 @@ def test_demo_refuses_an_image_count_outside_the_holdout(tmp_path: Path) -> None
     assert completed.returncode == 1
     assert "--images must be between 3 and 360" in completed.stderr
     assert not (tmp_path / "work").exists()
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """Processes whose working directory is inside `folder` (the inference app runs in the device dir)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_stops_the_app_and_the_twins_and_exits_130(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgeml.demo", "--work", str(work), "--images", "30"],
+        cwd=REPO, env=demo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # the first images are dropped once the app is running
+        if "inference: " in line:
+            break
+    else:
+        raise AssertionError(process.communicate())
+    assert _processes_under(work), "the inference app should be running"
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+    assert _processes_under(work) == []
