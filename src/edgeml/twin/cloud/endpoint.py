@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,7 @@ LOG = logging.getLogger(__name__)
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 Environ = dict[str, Any]
 
+TICK_EVERY_S = 0.25
 _READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
 # IoT operations on one job (a `{jobId}` label): served by the control plane when it owns the job.
 _IOT_JOB_LISTS = {"ListJobExecutionsForThing": "executionSummaries", "ListJobs": "jobs"}
@@ -138,6 +140,7 @@ class CloudEndpoint:
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._state_lock = threading.RLock()
         self._dirty = threading.Event()
+        self._changed_at = 0.0
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._threads: list[threading.Thread] = []
@@ -193,7 +196,6 @@ class CloudEndpoint:
     def stop(self) -> None:
         """Stops serving, then saves the state (after the last request has been answered)."""
         self._stopping.set()
-        self._dirty.set()  # wakes the saver so it sees the stop
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -211,12 +213,18 @@ class CloudEndpoint:
                 save_moto_state(self.state_dir)
 
     def _save_loop(self) -> None:
-        while not self._stopping.is_set():
-            if self._dirty.wait(timeout=0.5) and not self._stopping.wait(self._save_every_s):
-                try:
+        """Applies what the control plane has due (`tick`: rollout minutes, timeouts) a few times a second
+        and saves the state once a change is `save_every_s` old."""
+        tick = getattr(self.control_plane, "tick", None)
+        while not self._stopping.wait(TICK_EVERY_S):
+            try:
+                if callable(tick):
+                    with self._state_lock:
+                        tick()
+                if self._dirty.is_set() and time.monotonic() - self._changed_at >= self._save_every_s:
                     self.save()
-                except Exception:  # keep serving; the next change or the stop saves again
-                    LOG.exception("saving the twin's state failed")
+            except Exception:  # keep serving; the next change or the stop saves again
+                LOG.exception("the twin's background work failed")
 
     def env(self) -> dict[str, str]:
         """Environment that points every boto3 client at this endpoint, with throwaway credentials."""
@@ -251,6 +259,7 @@ class CloudEndpoint:
         region = scope.region if scope else DEFAULT_REGION
         mutating = method not in _READ_ONLY
         if mutating:
+            self._changed_at = time.monotonic()
             self._dirty.set()
         with self._state_lock if mutating else _no_lock():
             ours = self._our_service(service, method, raw_path, query)

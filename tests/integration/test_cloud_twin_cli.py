@@ -1,0 +1,129 @@
+"""`edgeml twin up/down/status/env` as a user runs them: a background twin whose state (S3 objects,
+things, groups, components, deployments) survives `down` and `up` again; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+EDGEML = str(Path(sys.executable).parent / "edgeml")
+
+
+def edgeml(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EDGEML, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def _env_of(env_file: Path) -> dict[str, str]:
+    values = {}
+    for line in env_file.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            values[key] = value.strip("'")
+    return values
+
+
+def _client(service: str, env: dict[str, str]) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _up(state_dir: Path) -> dict[str, str]:
+    started = edgeml("twin", "up", "--dir", str(state_dir))
+    assert started.returncode == 0, started.stderr
+    env_path = edgeml("twin", "env", "--dir", str(state_dir))
+    assert env_path.returncode == 0, env_path.stderr
+    env = _env_of(Path(env_path.stdout.strip()))
+    assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    return env
+
+
+@pytest.mark.slow
+def test_state_survives_down_and_up(tmp_path):
+    state_dir = tmp_path / "twin"
+    env = _up(state_dir)
+    suffix = uuid.uuid4().hex[:6]
+    try:
+        s3, iot, greengrass = (_client(name, env) for name in ("s3", "iot", "greengrassv2"))
+        s3.create_bucket(Bucket=f"cli-{suffix}")
+        s3.put_object(Bucket=f"cli-{suffix}", Key="a/hello.py", Body=b"print(1)\n")
+        group_arn = iot.create_thing_group(thingGroupName=f"cli-fleet-{suffix}")["thingGroupArn"]
+        iot.create_thing(thingName=f"cli-core-{suffix}")
+        iot.add_thing_to_thing_group(thingGroupName=f"cli-fleet-{suffix}", thingName=f"cli-core-{suffix}")
+        recipe = {
+            "RecipeFormatVersion": "2020-01-25",
+            "ComponentName": f"com.example.Cli{suffix}",
+            "ComponentVersion": "1.0.0",
+            "Manifests": [
+                {
+                    "Platform": {"os": "linux"},
+                    "Lifecycle": {"Run": "true"},
+                    "Artifacts": [{"Uri": f"s3://cli-{suffix}/a/hello.py"}],
+                }
+            ],
+        }
+        version = greengrass.create_component_version(inlineRecipe=json.dumps(recipe).encode())
+        deployment = greengrass.create_deployment(
+            targetArn=group_arn, components={f"com.example.Cli{suffix}": {"componentVersion": "1.0.0"}}
+        )
+    finally:
+        stopped = edgeml("twin", "down", "--dir", str(state_dir))
+    assert stopped.returncode == 0, stopped.stderr
+
+    env = _up(state_dir)
+    try:
+        s3, iot, greengrass = (_client(name, env) for name in ("s3", "iot", "greengrassv2"))
+        assert s3.get_object(Bucket=f"cli-{suffix}", Key="a/hello.py")["Body"].read() == b"print(1)\n"
+        members = iot.list_things_in_thing_group(thingGroupName=f"cli-fleet-{suffix}")["things"]
+        assert members == [f"cli-core-{suffix}"]
+        assert greengrass.describe_component(arn=version["arn"])["componentVersion"] == "1.0.0"
+        kept = greengrass.get_deployment(deploymentId=deployment["deploymentId"])
+        assert kept["targetArn"] == group_arn
+        status = edgeml("twin", "status", "--dir", str(state_dir))
+        assert status.returncode == 0, status.stderr
+        assert env["AWS_ENDPOINT_URL"] in status.stdout
+        assert f"cli-fleet-{suffix}" in status.stdout
+        assert f"com.example.Cli{suffix}" in status.stdout
+    finally:
+        assert edgeml("twin", "down", "--dir", str(state_dir)).returncode == 0
+
+
+@pytest.mark.slow
+def test_up_twice_is_refused_and_names_the_running_twin(tmp_path):
+    state_dir = tmp_path / "twin"
+    env = _up(state_dir)
+    try:
+        again = edgeml("twin", "up", "--dir", str(state_dir))
+        assert again.returncode == 1
+        assert again.stderr.count("\n") == 1 and "already running" in again.stderr
+        assert env["AWS_ENDPOINT_URL"] in again.stderr
+    finally:
+        assert edgeml("twin", "down", "--dir", str(state_dir)).returncode == 0
+
+
+def test_down_without_a_twin_is_a_one_line_error(tmp_path):
+    result = edgeml("twin", "down", "--dir", str(tmp_path / "none"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1
+    assert "no twin is running" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_folder_that_is_not_a_twins_is_never_taken_over(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = edgeml("twin", "up", "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "not a twin state directory" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
