@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
 
 from edgeml.twin.cloud.controlplane import ControlPlane
@@ -70,8 +70,9 @@ class Twin:
         return str(out["arn"])
 
 
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[Twin]:
+def started_twin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Twin]:
+    """For a test module's `twin` fixture: moto's mock in-process (no sockets), a fresh plane in tmp_path."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)

@@ -254,7 +254,11 @@ class Fleet:
             if record is None:
                 continue
             rows.append((job, job.executions[thing], record))
-        rows.sort(key=lambda row: row[1].last_updated_at, reverse=True)
+        # newest change first; the later deployment first when the times are equal
+        order = {id(row[0]): index for index, row in enumerate(rows)}
+        rows.sort(
+            key=lambda row: (row[1].last_updated_at, row[0].created_at, order[id(row[0])]), reverse=True
+        )
         listed, token = page(rows, maxResults, nextToken)
         return {
             "effectiveDeployments": [self._effective(*row) for row in listed],

@@ -123,20 +123,25 @@ class Job:
         return float(self.rollout.get("maximumPerMinute", DEFAULT_MAX_PER_MINUTE))
 
     def _raise_rate(self) -> None:
+        """At a minute's start: one increase if the next cumulative notified/succeeded threshold was met."""
         exponential = (self.rollout or {}).get("exponentialRate")
         if not exponential:
             return
         criteria = exponential.get("rateIncreaseCriteria") or {}
-        factor = float(exponential["incrementFactor"])
-        notified_every = criteria.get("numberOfNotifiedThings")
-        succeeded_every = criteria.get("numberOfSucceededThings")
-        while notified_every and len(self.executions) >= notified_every * (self.notified_step + 1):
+        notified_every = int(criteria.get("numberOfNotifiedThings") or 0)
+        succeeded_every = int(criteria.get("numberOfSucceededThings") or 0)
+        notified_met = notified_every > 0 and len(self.executions) >= notified_every * (
+            self.notified_step + 1
+        )
+        succeeded_met = succeeded_every > 0 and (
+            self.count("SUCCEEDED") >= succeeded_every * (self.succeeded_step + 1)
+        )
+        if notified_met:
             self.notified_step += 1
-            self.rate = min(self.rate * factor, self._max_rate())
-        succeeded = self.count("SUCCEEDED")
-        while succeeded_every and succeeded >= succeeded_every * (self.succeeded_step + 1):
+        if succeeded_met:
             self.succeeded_step += 1
-            self.rate = min(self.rate * factor, self._max_rate())
+        if notified_met or succeeded_met:
+            self.rate = min(self.rate * float(exponential["incrementFactor"]), self._max_rate())
 
     def notify(self, thing: str, now: float) -> Execution:
         execution = Execution(
@@ -169,7 +174,6 @@ class Job:
                 if thing not in self.executions:
                     self.notify(thing, window_start)
                     notified.append(thing)
-            self._raise_rate()
         if not self.pending:
             self.windows_done = max(self.windows_done, current_window)
         self.check_abort(now)
