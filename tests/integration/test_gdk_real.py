@@ -403,3 +403,20 @@ def test_gdk_publishes_the_model_to_the_cloud_twin(checkout: Path, cloud_twin: A
     assert _gdk(project, "build").returncode == 0
     result = _gdk(project, "publish", "--bucket", "gdk-twin", env=_gdk_env(_twin_env(cloud_twin)))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_gdk_builds_the_projects_written_for_your_own_model(checkout: Path, tmp_path: Path) -> None:
+    from edgeml.components.modelproject import write_model_projects
+
+    out = tmp_path / "defects-model"
+    package(PackageRequest(variants_dir(tmp_path / "variants"), "Defects", "1.4.0", "models-b", out))
+    written = write_model_projects(checkout / "components", out)
+    for project in (written.model_project, written.app_project):
+        result = _gdk(project, "build")
+        assert result.returncode == 0, result.stdout + result.stderr
+        by_gdk = _built(project)
+        shutil.rmtree(project / "greengrass-build")
+        build_project(project)
+        assert _built(project) == by_gdk
+    assert (written.model_project / "greengrass-build" / "artifacts" / written.model / "1.4.0").is_dir()

@@ -248,3 +248,12 @@ def test_options_without_excludes_exclude_only_gdks_fixed_entries(runtime: Path)
     # gdk leaves out recipe_file.name with the link resolved (com.edgeml.Runtime.yaml), not the link
     # recipe.yaml itself: that is why the committed excludes name recipe.yaml.
     assert "recipe.yaml" in names
+
+
+@pytest.mark.parametrize("folder", ["com.edgeml.Inference", "com.edgeml.Runtime"])
+def test_every_zip_project_builds_from_a_copy_of_just_its_folder(tmp_path: Path, folder: str) -> None:
+    # The committed gdk-config sets zip_name "", so the zip is <ComponentName>.zip wherever the folder is.
+    alone = tmp_path / "copied-elsewhere"
+    shutil.copytree(ROOT / "components" / folder, alone, ignore=shutil.ignore_patterns("greengrass-build"))
+    result = build_project(alone)
+    assert [path.name for path in result.artifacts] == [f"{folder}.zip"]

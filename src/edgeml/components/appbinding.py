@@ -28,9 +28,9 @@ import semver
 
 from edgeml.components.errors import RecipeInvalid
 from edgeml.components.recipe import Recipe, find_key, get_key, set_key
+from edgeml.model.recipe import COMPONENT_PREFIX as MODEL_PREFIX
 
 INFERENCE_COMPONENT = "com.edgeml.Inference"
-MODEL_PREFIX = "com.edgeml.model."
 
 
 def app_component(model_component: str) -> str:

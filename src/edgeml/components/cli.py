@@ -40,6 +40,8 @@ def build_command(
     ] = None,
 ) -> None:
     """Build components into <component>/greengrass-build/ exactly as `gdk component build` lays it out."""
+    if model_version is not None and model_package is None:
+        raise typer.BadParameter("needs --model-package", param_hint="--model-version")
     console = Console()
     projects = []
     if model_package is not None:
