@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,18 @@ def test_docs_table_lists_every_configuration_key() -> None:
     for name in ("com.edgeml.Runtime", "com.edgeml.Inference"):
         for key in _recipe(name)["ComponentConfiguration"]["DefaultConfiguration"]:
             assert f"| `{key}` |" in docs, (name, key)
+
+
+def test_gdk_publishes_the_committed_model_project_as_the_committed_recipe_says() -> None:
+    # gdk publish takes gdk-config's version (NEXT_PATCH would be numbered from the cloud).
+    model = ROOT / "components" / "com.edgeml.Model"
+    config = json.loads((model / "gdk-config.json").read_text())
+    [(name, settings)] = config["component"].items()
+    assert settings["version"] == yaml.safe_load((model / "recipe.yaml").read_text())["ComponentVersion"]
+    assert (model / ".edgeml-project").read_text().strip() == name
+
+
+@pytest.mark.parametrize("name", ["com.edgeml.Runtime", "com.edgeml.Inference"])
+def test_zip_projects_name_their_zip_after_the_component(name: str) -> None:
+    config = json.loads((ROOT / "components" / name / "gdk-config.json").read_text())
+    assert config["component"][name]["build"]["options"]["zip_name"] == ""
