@@ -11,6 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from edgeml.console import folding_table, make_console
 from edgeml.errors import EdgemlError
 from edgeml.model import aws_clients
+from edgeml.model.compile.calibration import HOLDOUT_FRACTION, MAX_INT8_LOSS, Int8Report
 from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
 from edgeml.model.compile.neo import NeoRequest, compile_neo
 from edgeml.model.compile.neo import check_request as check_neo_request
@@ -24,7 +25,7 @@ from edgeml.model.variants import VariantSet
 
 app = typer.Typer(no_args_is_help=True, help="Compile and package models.")
 console = make_console(stderr=True)
-# Without a --dataset there is nothing to calibrate INT8 on, so the local default is cpu-opt alone.
+# Without a --dataset or --calibration there is nothing to calibrate INT8 on: the local default is cpu-opt.
 DEFAULT_LOCAL_TARGETS = ("cpu-opt", "cpu-int8")
 
 
@@ -66,6 +67,13 @@ def _print_variants(variant_set: VariantSet, out: Path) -> None:
     console.print(f"variants in {out}", soft_wrap=True)
 
 
+def _print_int8_report(report: Int8Report) -> None:
+    if report.exceeded:
+        console.print(f"[bold red]warning: cpu-int8 kept although over the limit: {report.summary()}[/]")
+    else:
+        console.print(report.summary(), soft_wrap=True)
+
+
 @app.command("compile")
 def compile_command(
     source: Annotated[Path, typer.Argument(help="Source model (.onnx; .pt/.pth TorchScript for Neo).")],
@@ -84,6 +92,23 @@ def compile_command(
     dataset: Annotated[
         str, typer.Option("--dataset", help="Local: none | digits (calibrate + score).")
     ] = "none",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="Local INT8: folder of images (sub-folders named by label: scored), .npy or .npz (x, y).",
+        ),
+    ] = None,
+    holdout_fraction: Annotated[
+        float, typer.Option("--holdout-fraction", help="Local INT8: share of --calibration held out.")
+    ] = HOLDOUT_FRACTION,
+    max_int8_loss: Annotated[
+        float,
+        typer.Option("--max-int8-loss", min=0, max=1, help="Local INT8: allowed top-1 disagreement."),
+    ] = MAX_INT8_LOSS,
+    int8_loss: Annotated[
+        str, typer.Option("--int8-loss", help="Local INT8 over --max-int8-loss: refuse | warn.")
+    ] = "refuse",
     bucket: Annotated[
         str | None, typer.Option("--bucket", envvar="EDGEML_BUCKET", help="Neo: S3 bucket.")
     ] = None,
@@ -105,9 +130,21 @@ def compile_command(
     """Compile SOURCE into per-target variants in --out (nothing is written unless every target succeeds)."""
     shape = parse_shape(input_shape) if input_shape else None
     if not neo:
-        defaults = DEFAULT_LOCAL_TARGETS if dataset != "none" else DEFAULT_LOCAL_TARGETS[:1]
-        request = LocalRequest(source, tuple(target or defaults), out, shape, dataset, card)
-        _print_variants(compile_local_variants(request), out)
+        calibrated = dataset != "none" or calibration is not None
+        defaults = DEFAULT_LOCAL_TARGETS if calibrated else DEFAULT_LOCAL_TARGETS[:1]
+        request = LocalRequest(
+            source,
+            tuple(target or defaults),
+            out,
+            shape,
+            dataset,
+            card,
+            calibration,
+            holdout_fraction,
+            max_int8_loss,
+            int8_loss,
+        )
+        _print_variants(compile_local_variants(request, _print_int8_report), out)
         return
     if not target:
         raise BadOption("--neo needs at least one --target (see `edgeml model targets`)")

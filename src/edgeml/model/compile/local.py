@@ -102,12 +102,14 @@ def compile_local(
     calibration: np.ndarray | None = None,
     holdout: LabelledSet | None = None,
     input_shape: tuple[int, ...] | None = None,
+    int8_check: Callable[[Path, Path], None] | None = None,
 ) -> list[LocalVariant]:
     """Writes `out_dir/<target>.onnx` per target; returns the variants, with accuracy on `holdout` if given.
 
     Raises NotAnOnnxModel / DynamicInputShape / InputShapeMismatch (from the signature reader),
     UnknownTarget, MissingCalibration or CalibrationShapeMismatch before anything is written; on any
-    failure `out_dir` is left exactly as it was.
+    failure `out_dir` is left exactly as it was. `int8_check(source, staged int8 file)` may refuse the
+    cpu-int8 variant by raising (calibration.check_int8_loss), with the same all-or-nothing effect.
     """
     wanted = _check_targets(targets)
     signature = read_signature(source, input_shape)
@@ -133,6 +135,8 @@ def compile_local(
             makers[target](source, staged)
             # the variant must keep the source's signature, and run
             check_runs(staged, read_signature(staged, input_shape), f"{source}: variant {target}")
+            if target == "cpu-int8" and int8_check is not None:
+                int8_check(source, staged)
             accuracy = top1_accuracy(staged, holdout) if holdout is not None else None
             produced.append((target, accuracy))
     samples_count = len(holdout) if holdout is not None else 0

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeml.errors import EdgemlError
+from edgeml.model.card import load_card
+from edgeml.model.compile.calibration import (
+    HOLDOUT_FRACTION,
+    LOSS_ACTIONS,
+    MAX_INT8_LOSS,
+    CalibrationDataError,
+    Int8Report,
+    check_int8_loss,
+    int8_report,
+    load_calibration,
+)
 from edgeml.model.compile.local import compile_local
 from edgeml.model.compile.output import card_for, finish_stage, source_model
 from edgeml.model.datasets import LabelledSet, digits_split
@@ -33,6 +45,10 @@ class LocalRequest:
     input_shape: tuple[int, ...] | None = None
     dataset: str = "none"  # "digits": calibrate and measure on scikit-learn digits' held-out split
     card: Path | None = None
+    calibration: Path | None = None  # the user's images or tensors (compile/calibration.py)
+    holdout_fraction: float = HOLDOUT_FRACTION
+    max_int8_loss: float = MAX_INT8_LOSS
+    int8_loss: str = "refuse"  # or "warn"
 
 
 def _datasets(name: str) -> tuple[np.ndarray | None, LabelledSet | None]:
@@ -52,14 +68,45 @@ def _relative(path: Path, root: Path) -> str:
     return resolved.relative_to(base).as_posix()
 
 
-def compile_local_variants(request: LocalRequest) -> VariantSet:
-    """Compiles every local target (all or nothing) and writes variants.json into `out_dir`."""
+def compile_local_variants(
+    request: LocalRequest, on_int8_report: Callable[[Int8Report], None] | None = None
+) -> VariantSet:
+    """Compiles every local target (all or nothing) and writes variants.json into `out_dir`.
+
+    With `request.calibration`, cpu-int8 is calibrated on the user's data and checked against the FP32
+    source on its held-out split; `on_int8_report` gets the comparison of an accepted variant."""
     for name in request.targets:
         get_target(name, "local")
     check_output_dir(request.out_dir)
     signature = read_signature(request.source, request.input_shape)
     card = card_for(request.source, request.card)
     calibration, holdout = _datasets(request.dataset)
+    int8_check: Callable[[Path, Path], None] | None = None
+    if request.calibration is not None:
+        if request.dataset != "none":
+            raise CalibrationDataError("give --calibration or --dataset, not both")
+        if request.int8_loss not in LOSS_ACTIONS:
+            raise CalibrationDataError(f"--int8-loss {request.int8_loss!r}: expected refuse or warn")
+        model_card = load_card(card) if card is not None else None
+        data = load_calibration(
+            request.calibration,
+            model_card.preprocessing if model_card is not None else None,
+            signature.input.shape,
+            model_card.labels if model_card is not None else (),
+            request.holdout_fraction,
+        )
+        calibration = data.calibration
+        if data.holdout_labels is not None:
+            holdout = LabelledSet(
+                data.holdout, data.holdout_labels, f"calibration holdout: {data.description}"
+            )
+
+        def int8_check(fp32: Path, int8: Path) -> None:
+            report = int8_report(fp32, int8, data, request.max_int8_loss)
+            check_int8_loss(report, request.int8_loss)
+            if on_int8_report is not None:
+                on_int8_report(report)
+
     with staged_output(request.out_dir, merge=False) as stage:
         produced = compile_local(
             request.source,
@@ -68,6 +115,7 @@ def compile_local_variants(request: LocalRequest) -> VariantSet:
             calibration=calibration,
             holdout=holdout,
             input_shape=request.input_shape,
+            int8_check=int8_check,
         )
         variants = [
             Variant(
