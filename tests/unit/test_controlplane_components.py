@@ -207,3 +207,9 @@ def test_artifact_url_is_presigned_for_the_endpoint_the_request_came_to(twin: Tw
     assert _error(twin.gg.get_component_version_artifact, arn=arn, artifactName="other.zip").code == (
         "ResourceNotFoundException"
     )
+
+
+def test_versions_of_a_component_that_has_none_are_an_empty_list(twin: Twin) -> None:
+    # gdk publish (NEXT_PATCH) lists the versions of a new component first and needs this answer
+    arn = f"arn:aws:greengrass:{REGION}:123456789012:components:com.example.New"
+    assert twin.gg.list_component_versions(arn=arn)["componentVersions"] == []

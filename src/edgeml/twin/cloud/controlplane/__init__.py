@@ -62,6 +62,7 @@ IOT_OPERATIONS = (
     "list_job_executions_for_thing",
     "cancel_job",
     "get_job_document",
+    "list_jobs",
 )
 JOBS_DATA_OPERATIONS = (
     "get_pending_job_executions",

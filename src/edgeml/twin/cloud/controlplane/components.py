@@ -280,9 +280,8 @@ class Components:
         self, arn: str, maxResults: int | None = None, nextToken: str | None = None
     ) -> dict[str, Any]:
         parsed = parse_component_arn(arn, versioned=False)
+        # a component with no version lists nothing (no error): gdk publish relies on it for NEXT_PATCH
         records = self.versions_of(parsed.region, parsed.owner, parsed.name)
-        if not records:
-            raise not_found(f"Component {arn} does not exist", arn, "Component")
         records.sort(key=_version_key, reverse=True)
         items = [
             {"componentName": r["name"], "componentVersion": r["version"], "arn": r["arn"]} for r in records

@@ -76,6 +76,43 @@ class IotJobs:
                 return "COMPLETED"
         return job.status
 
+    def list_jobs(
+        self,
+        status: str | None = None,
+        targetSelection: str | None = None,
+        maxResults: int | None = None,
+        nextToken: str | None = None,
+        thingGroupName: str | None = None,
+        thingGroupId: str | None = None,
+        namespaceId: str | None = None,
+    ) -> dict[str, Any]:
+        """The deployments' jobs (the endpoint puts moto's own jobs after them on the first page)."""
+        now = self.core.now()
+        rows = []
+        for job in sorted(self.core.state.jobs.values(), key=lambda j: j.created_at, reverse=True):
+            self.core.advance_job(job, now)
+            selection = "CONTINUOUS" if job.is_group else "SNAPSHOT"
+            if status is not None and self.job_status(job) != status:
+                continue
+            if targetSelection is not None and selection != targetSelection:
+                continue
+            if thingGroupName is not None and job.target_arn.split("thinggroup/")[-1] != thingGroupName:
+                continue
+            summary: dict[str, Any] = {
+                "jobArn": job.job_arn,
+                "jobId": job.job_id,
+                "targetSelection": selection,
+                "status": self.job_status(job),
+                "createdAt": to_datetime(job.created_at),
+                "lastUpdatedAt": to_datetime(job.last_updated_at),
+                "isConcurrent": False,
+            }
+            if job.completed_at is not None:
+                summary["completedAt"] = to_datetime(job.completed_at)
+            rows.append(summary)
+        listed, token = iot_page(rows, maxResults, nextToken)
+        return {"jobs": listed, **({"nextToken": token} if token else {})}
+
     def get_job_document(self, jobId: str, beforeSubstitution: bool | None = None) -> dict[str, Any]:
         return {"document": json.dumps(self.job(jobId).document)}
 
