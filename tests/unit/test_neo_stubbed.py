@@ -20,7 +20,7 @@ from model_testkit import dlr_tarball, tiny_onnx, write_card
 
 from edgeml.model.compile.neo import NeoRequest, S3AccessDenied, compile_neo, source_tarball
 from edgeml.model.compile.neo_artifact import NeoArtifactInvalid
-from edgeml.model.compile.neo_poll import Backoff, NeoJobFailed, NeoTimeout
+from edgeml.model.compile.neo_poll import Backoff, NeoJobFailed, NeoTimeout, poll_jobs
 from edgeml.model.compile.neo_request import job_name
 
 NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
@@ -279,3 +279,26 @@ def test_source_tarball_holds_the_model_and_is_reproducible(source: Path) -> Non
         assert archive.getnames() == ["digits.onnx"]
         member = archive.extractfile("digits.onnx")
         assert member is not None and member.read() == source.read_bytes()
+
+
+class InterruptedClock(FakeClock):
+    """Ctrl-C arrives while waiting for the next poll."""
+
+    def sleep(self, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_polling_stops_only_the_jobs_still_running(
+    clients: tuple[Any, Stubber, Any, Stubber],
+) -> None:
+    sagemaker, sm_stub, _s3, _s3_stub = clients
+    done, running = "edgeml-rasp4b-done", "edgeml-jetson-nano-running"
+    sm_stub.add_response(
+        "describe_compilation_job", _describe(done, "COMPLETED"), {"CompilationJobName": done}
+    )
+    sm_stub.add_response(
+        "describe_compilation_job", _describe(running, "INPROGRESS"), {"CompilationJobName": running}
+    )
+    sm_stub.add_response("stop_compilation_job", {}, {"CompilationJobName": running})
+    with pytest.raises(KeyboardInterrupt):
+        poll_jobs(sagemaker, {"rasp4b": done, "jetson_nano": running}, Backoff(), InterruptedClock())

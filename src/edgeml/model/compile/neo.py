@@ -133,6 +133,9 @@ def _create_jobs(sagemaker: Any, specs: list[NeoJobSpec]) -> dict[str, str]:
             stop_jobs(sagemaker, list(jobs.values()))
             message = error.response.get("Error", {}).get("Message", str(error))
             raise NeoRequestRejected(f"Neo refused {spec.job_name}: {message}") from error
+        except KeyboardInterrupt:
+            stop_jobs(sagemaker, list(jobs.values()))
+            raise
         jobs[spec.target.name] = spec.job_name
     return jobs
 

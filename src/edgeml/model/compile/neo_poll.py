@@ -84,9 +84,25 @@ def poll_jobs(
     """Waits for every job in `jobs` (target -> job name); returns target -> final describe response.
 
     Raises NeoJobFailed on the first FAILED/STOPPED job and NeoTimeout when the backoff's timeout passes
-    (stopping the jobs still running in both cases).
+    (stopping the jobs still running in both cases). On Ctrl-C the jobs still running are asked to stop
+    too, so an interrupted compile leaves nothing running (and billing) in SageMaker.
     """
     pending = dict(jobs)
+    try:
+        return _poll(sagemaker, pending, backoff, clock, on_status)
+    except KeyboardInterrupt:
+        stop_jobs(sagemaker, list(pending.values()))
+        raise
+
+
+def _poll(
+    sagemaker: Any,
+    pending: dict[str, str],
+    backoff: Backoff,
+    clock: Clock,
+    on_status: StatusListener | None,
+) -> dict[str, dict[str, Any]]:
+    """poll_jobs' loop; removes each job from `pending` once it has ended."""
     finished: dict[str, dict[str, Any]] = {}
     started = clock.monotonic()
     waits = iter(backoff.waits())
