@@ -121,9 +121,9 @@ def test_installed_components_with_states_codes_and_their_deployment(twin: Twin)
     )
     assert app["lastInstallationSource"] == created["deploymentId"]
     everything = twin.gg.list_installed_components(coreDeviceThingName="edge-1", topologyFilter="ALL")
-    nucleus = [
+    nucleus = next(
         c for c in everything["installedComponents"] if c["componentName"] == "aws.greengrass.Nucleus"
-    ][0]
+    )
     assert nucleus["isRoot"] is False and nucleus["lastInstallationSource"] == "LOCAL"
 
 
