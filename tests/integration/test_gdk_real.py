@@ -1,5 +1,6 @@
 """Real gdk 1.6.2 on our component projects: build in the checkout and in a lone copy, config validation
-that accepts exactly what gdk accepts, and `gdk component publish` of a packaged model version.
+that accepts exactly what gdk accepts, and `gdk component publish` of a packaged model version to the
+cloud twin (GreengrassV2 and S3 on loopback).
 
 gdk is not on PyPI: scripts/_venv.sh installs it from ../shared/tools/gdk-1.6.2-py3-none-any.whl (built from
 the aws-greengrass-gdk-cli v1.6.2 tag) when that wheel exists; a user installs it from the GitHub tag.
@@ -11,17 +12,14 @@ the tests send that through a closed loopback proxy so nothing leaves the machin
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,6 @@ from edgeml.components.gdkconfig import load_gdk_config
 from edgeml.components.recipe import load_recipe
 from edgeml.components.schema import CONFIG_SCHEMA, RECIPE_SCHEMA, load_schema
 from edgeml.model.package import PackageRequest, package
-from edgeml.twin.cloud.motoserver import MotoServer
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
@@ -256,100 +253,6 @@ def test_the_config_cases_cover_both_answers() -> None:
     assert answers.count(True) >= 5 and answers.count(False) >= 5
 
 
-class _GreengrassCapture:
-    """Loopback GreengrassV2 for gdk's two calls, keeping what CreateComponentVersion received.
-
-    TODO(cloud twin): the twin serves GreengrassV2 now, but gdk publish stops on its answer to
-    ListComponentVersions for a new component (see test_gdk_publishes_the_model_to_the_cloud_twin, a
-    strict xfail). Once that passes, point AWS_ENDPOINT_URL at the twin alone and drop this class; the
-    assertions on S3 and on the created version stay.
-    """
-
-    def __init__(self) -> None:
-        self.created: list[dict[str, Any]] = []
-        self.listed: list[str] = []
-        capture = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # ListComponentVersions: GET /greengrass/v2/components/{arn}/versions
-                capture.listed.append(self.path)
-                self._reply(200, {"componentVersions": []})
-
-            def do_POST(self) -> None:  # CreateComponentVersion: POST /greengrass/v2/createComponentVersion
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                recipe = yaml.safe_load(base64.b64decode(body["inlineRecipe"]))
-                capture.created.append(recipe)
-                name, version = recipe["ComponentName"], recipe["ComponentVersion"]
-                arn = f"arn:aws:greengrass:{REGION}:{ACCOUNT}:components:{name}:versions:{version}"
-                status = {"componentState": "REQUESTED", "message": "NONE", "errors": {}}
-                self._reply(201, {"arn": arn, "componentName": name, "componentVersion": version,
-                                  "creationTimestamp": 0, "status": status})  # fmt: skip
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _GreengrassCapture:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture()
-def greengrass() -> Iterator[_GreengrassCapture]:
-    with _GreengrassCapture() as capture:
-        yield capture
-
-
-@pytest.mark.slow
-def test_gdk_publishes_the_model_with_the_version_it_was_packaged_as(
-    checkout: Path, aws: MotoServer, greengrass: _GreengrassCapture
-) -> None:
-    project = checkout / "components" / "com.edgeml.Model"
-    version = load_gdk_config(project).version
-    packaged = yaml.safe_load(
-        (checkout / "build" / "model" / "recipes" / f"{MODEL}-{version}.yaml").read_text()
-    )
-    assert _gdk(project, "build").returncode == 0
-    env = _gdk_env(
-        {
-            "AWS_ENDPOINT_URL": aws.endpoint_url,
-            "AWS_ENDPOINT_URL_GREENGRASSV2": greengrass.url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }
-    )
-    result = _gdk(project, "publish", "--bucket", "gdk-published", env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-    [recipe] = greengrass.created
-    assert (recipe["ComponentName"], recipe["ComponentVersion"]) == (MODEL, version)
-    digests = {m["Name"]: m["Artifacts"][0]["Digest"] for m in packaged["Manifests"]}
-    assert {m["Name"]: m["Artifacts"][0]["Digest"] for m in recipe["Manifests"]} == digests
-    s3 = boto3.client("s3", region_name=REGION, endpoint_url=aws.endpoint_url)
-    for manifest in recipe["Manifests"]:
-        [artifact] = manifest["Artifacts"]
-        file_name = f"{manifest['Name']}.zip"
-        assert artifact["Uri"] == f"s3://gdk-published/{MODEL}/{version}/{file_name}"
-        body = s3.get_object(Bucket="gdk-published", Key=f"{MODEL}/{version}/{file_name}")["Body"].read()
-        assert body == (checkout / "build" / "model" / "artifacts" / MODEL / version / file_name).read_bytes()
-
-
 @pytest.fixture()
 def cloud_twin(tmp_path: Path) -> Iterator[Any]:
     endpoint_module = importlib.import_module("edgeml.twin.cloud.endpoint")
@@ -392,17 +295,34 @@ def test_edgeml_publishes_the_model_to_the_cloud_twin_once(checkout: Path, cloud
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="cloud twin: ListComponentVersions of a component with no version answers "
-    "ResourceNotFoundException; gdk 1.6.2 publish calls it first (ComponentPublishConfiguration."
-    "_validated_region) and stops, so AWS must answer an empty list. Remove this mark when the twin does.",
-)
-def test_gdk_publishes_the_model_to_the_cloud_twin(checkout: Path, cloud_twin: Any) -> None:
+def test_gdk_publishes_the_model_with_the_version_it_was_packaged_as(checkout: Path, cloud_twin: Any) -> None:
+    from edgeml.twin.cloud.motoserver import pointed_at
+
     project = checkout / "components" / "com.edgeml.Model"
+    version = load_gdk_config(project).version
+    package_dir = checkout / "build" / "model"
+    packaged = yaml.safe_load((package_dir / "recipes" / f"{MODEL}-{version}.yaml").read_text())
     assert _gdk(project, "build").returncode == 0
-    result = _gdk(project, "publish", "--bucket", "gdk-twin", env=_gdk_env(_twin_env(cloud_twin)))
+    twin = _twin_env(cloud_twin)
+    result = _gdk(project, "publish", "--bucket", "gdk-published", env=_gdk_env(twin))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+    with pointed_at(twin):
+        greengrass, s3 = boto3.client("greengrassv2"), boto3.client("s3")
+        arn = (
+            f"arn:aws:greengrass:{twin['AWS_DEFAULT_REGION']}:{ACCOUNT}:components:{MODEL}:versions:{version}"
+        )
+        recipe = yaml.safe_load(greengrass.get_component(arn=arn, recipeOutputFormat="YAML")["recipe"])
+        assert (recipe["ComponentName"], recipe["ComponentVersion"]) == (MODEL, version)
+        # The service computes the digests from the uploaded objects: the packaged zips, unchanged.
+        digests = {m["Name"]: m["Artifacts"][0]["Digest"] for m in packaged["Manifests"]}
+        assert {m["Name"]: m["Artifacts"][0]["Digest"] for m in recipe["Manifests"]} == digests
+        for manifest in recipe["Manifests"]:
+            [artifact] = manifest["Artifacts"]
+            file_name = f"{manifest['Name']}.zip"
+            assert artifact["Uri"] == f"s3://gdk-published/{MODEL}/{version}/{file_name}"
+            body = s3.get_object(Bucket="gdk-published", Key=f"{MODEL}/{version}/{file_name}")["Body"].read()
+            assert body == (package_dir / "artifacts" / MODEL / version / file_name).read_bytes()
 
 
 @pytest.mark.slow
