@@ -252,3 +252,19 @@ def test_blob_that_is_not_base64_names_the_member(recording):
     status, _, _ = signed(endpoint, "greengrass", "POST", "/greengrass/v2/createComponentVersion", good)
     assert status == 201
     assert [params["inlineRecipe"] for _, params in control_plane.greengrassv2.calls] == [b"{}"]
+
+
+def test_java_character_classes_in_model_patterns_are_enforced(recording):
+    """iot-jobs-data's DetailsValue is `[^\\p{C}]+` (Java): a control character alone breaks it."""
+    endpoint, control_plane = recording
+    jobs = client(endpoint, "iot-jobs-data")
+    with pytest.raises(ClientError) as raised:
+        jobs.update_job_execution(
+            thingName="dev-1",
+            jobId="gg-d-1",
+            status="IN_PROGRESS",
+            statusDetails={"deployment-error-stack": "\x07"},
+        )
+    assert raised.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "statusDetails" in raised.value.response["Error"]["Message"]
+    assert control_plane.backend_calls() == 0

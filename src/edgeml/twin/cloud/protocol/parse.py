@@ -87,6 +87,11 @@ def from_json(shape: Shape, value: Any, path: str) -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise _problem(path, value, "a string")
+        if shape.serialization.get("jsonvalue"):
+            try:
+                json.loads(value)
+            except ValueError:
+                raise _problem(path, value, "a JSON document") from None
         return value
     if kind in _INTEGER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int):

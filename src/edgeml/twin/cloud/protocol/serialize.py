@@ -7,7 +7,7 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -68,7 +68,7 @@ def to_json(shape: Shape, value: Any, path: str) -> Any:
         fmt = shape.serialization.get("timestampFormat", "unixTimestamp")
         seconds = _epoch(value, path)
         if fmt == "iso8601":
-            return datetime.fromtimestamp(seconds).astimezone().isoformat()
+            return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
         return seconds
     if kind == "string" and not isinstance(value, str):
         raise BackendContractBroken(f"{path}: {value!r} where {shape.name} wants a string")
