@@ -33,6 +33,13 @@ def _register() -> None:
     register_twin(app)
 
 
+def os_error_line(error: OSError) -> str:
+    """`<path>: <reason>` for an OSError from the file system, else its own text on one line."""
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return " ".join(str(error).split())
+
+
 def _interrupted() -> NoReturn:
     make_console(stderr=True).print("interrupted", highlight=False)
     sys.exit(EXIT_INTERRUPTED)
@@ -50,6 +57,9 @@ def run_app(command: typer.Typer) -> None:
         _interrupted()
     except EdgemlError as error:
         print_error(str(error))
+        sys.exit(EXIT_ERROR)
+    except OSError as error:  # the file system refused (permissions, a read-only or full disk, ...)
+        print_error(os_error_line(error))
         sys.exit(EXIT_ERROR)
     except typer.Abort:  # Ctrl-C or EOF at a prompt
         _interrupted()

@@ -83,6 +83,31 @@ def test_digits_checks_its_bucket_before_replacing_the_variants(
     assert not (tmp_path / "model").exists()
 
 
+def test_digits_checks_its_recipe_file_before_replacing_the_variants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], repo_root: Path
+) -> None:
+    variants = variants_dir(tmp_path / "digits-variants")
+    before = _snapshot(variants)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("not: [a recipe\n")
+    args: list[str | Path] = ["model", "digits", "--bucket", "safe-models", "--variants", variants,
+                              "--out", tmp_path / "model", "--recipe-file", recipe,
+                              "--source", repo_root / "models/digits/model.onnx"]
+    line = _fails(monkeypatch, capsys, *args)
+    assert f"{recipe}: cannot read ComponentVersion" in line
+    assert _snapshot(variants) == before
+    assert recipe.read_text() == "not: [a recipe\n"
+
+
+def test_a_file_system_refusal_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tiny_onnx(tmp_path / "tiny.onnx")
+    out = "/proc/edgeml/out"
+    line = _fails(monkeypatch, capsys, "model", "compile", source, "-t", "cpu-fp32", "--out", out)
+    assert line == "error: /proc/edgeml: No such file or directory"  # procfs takes no new folders
+
+
 @pytest.mark.parametrize("command", ["compile", "package", "digits"])
 def test_out_naming_an_existing_file_is_one_line_and_the_file_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str

@@ -197,8 +197,12 @@ def check_request(request: PackageRequest) -> str:
     check_output_dir(request.out_dir)
     if request.version != NEXT_PATCH:
         resolve_version(request.version, [])
-    if request.recipe_file is not None and request.recipe_file.is_dir():
-        raise PackagingError(f"--recipe-file {request.recipe_file}: is a directory")
+    if request.recipe_file is not None:
+        if request.recipe_file.is_dir():
+            raise PackagingError(f"--recipe-file {request.recipe_file}: is a directory")
+        check_output_dir(request.recipe_file.parent, "--recipe-file's folder")
+        if request.recipe_file.is_file():
+            recipe_version(request.recipe_file)  # read for NEXT_PATCH: a broken one is refused now
     return component
 
 
