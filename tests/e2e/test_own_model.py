@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
 import yaml
@@ -187,3 +188,28 @@ def test_both_apps_run_their_own_model_side_by_side_on_one_device(workspace: Pat
         loaded.close()
         http_ports.add(installed[app].recipe["ComponentConfiguration"]["DefaultConfiguration"]["HttpPort"])
     assert len(http_ports) == 2  # the two apps do not both bind the template's port
+
+
+def test_your_model_and_its_app_publish_with_the_runtime(workspace: Path, tmp_path: Path) -> None:
+    endpoint_module = importlib.import_module("edgeml.twin.cloud.endpoint")
+    motoserver = importlib.import_module("edgeml.twin.cloud.motoserver")
+    twin = endpoint_module.CloudEndpoint(tmp_path / "twin", persist_moto=False).start()
+    env = {**motoserver.TWIN_CREDENTIALS, "AWS_ENDPOINT_URL": twin.endpoint_url}
+    try:
+        with motoserver.pointed_at(env):
+            out = _edgeml(
+                "publish", "com.edgeml.Runtime", "com.edgeml.model.EfficientnetLite0",
+                "com.edgeml.Inference.EfficientnetLite0", "--bucket", "own-model-artifacts", cwd=workspace,
+            )  # fmt: skip
+            greengrass = boto3.client("greengrassv2")
+            arns = re.findall(r"^published \S+ \S+ \(\w+\): (\S+)$", out, flags=re.MULTILINE)
+            assert len(arns) == 3, out
+            published = {greengrass.describe_component(arn=arn)["componentName"]: arn for arn in arns}
+            assert set(published) == {
+                "com.edgeml.Runtime",
+                "com.edgeml.model.EfficientnetLite0",
+                "com.edgeml.Inference.EfficientnetLite0",
+            }
+            assert published["com.edgeml.model.EfficientnetLite0"].endswith(":versions:1.0.0")  # as packaged
+    finally:
+        twin.stop()
