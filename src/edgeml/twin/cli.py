@@ -85,7 +85,7 @@ def _serve(state_dir: Path, port: int) -> None:
     except StateUnreadable as error:
         raise EdgemlError(str(error)) from None
     except OSError as error:
-        raise EdgemlError(f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}") from None
+        raise EdgemlError(f"cannot listen: {error.strerror or error}") from None
     twin = record_running(state_dir, endpoint.endpoint_url, os.getpid())
     print(
         f"twin serving at {twin.endpoint_url} (state in {state_dir}); Ctrl-C or `edgeml twin down` stops it",

@@ -12,6 +12,7 @@ import importlib
 import io
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -161,6 +162,8 @@ class CloudEndpoint:
         else:  # every GreengrassV2 / jobs data call answers "not supported by the twin"
             self._attach(_NoControlPlane())
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self._port:
+            _check_port_free(self._host, self._port)  # werkzeug would print and sys.exit instead
         self._server = make_server(
             self._host, self._port, self, threaded=True, request_handler=MotoRequestHandler
         )
@@ -356,6 +359,15 @@ class CloudEndpoint:
         headers = {**response.headers, "Content-Length": str(len(response.body))}
         start_response(f"{response.status} {_reason(response.status)}", list(headers.items()))
         return [response.body]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OSError(error.errno, f"{host}:{port} is in use ({error.strerror})") from None
 
 
 class _NoJobs:
