@@ -109,7 +109,8 @@ def test_no_prior_package_is_one_line_naming_the_command(tmp_path: Path) -> None
     result = _build(project, tmp_path / "never-packaged")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"error: {tmp_path / 'never-packaged'}: no packaged model here; run `edgeml")
+    expected = f"error: {tmp_path / 'never-packaged'}: no packaged model here; run `edgeml model package"
+    assert result.stderr.startswith(expected)
 
 
 def test_without_edgeml_or_src_it_says_so_in_one_line(tmp_path: Path) -> None:
