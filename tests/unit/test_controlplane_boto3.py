@@ -41,7 +41,7 @@ def endpoint(tmp_path: Path, clock: ManualClock) -> Iterator[CloudEndpoint]:
 
 def _client(endpoint: CloudEndpoint, service: str) -> Any:
     return boto3.client(
-        service,  # type: ignore[call-overload]
+        service,
         endpoint_url=endpoint.endpoint_url,
         region_name=REGION,
         aws_access_key_id="testing",
