@@ -1,0 +1,1 @@
+"""One module per stack; each takes the app's Settings and derives its names from them."""
