@@ -26,6 +26,7 @@ from edgeml.twin.cloud.controlplane.deployments import Deployments
 from edgeml.twin.cloud.controlplane.fleet import Fleet
 from edgeml.twin.cloud.controlplane.iot_jobs import IotJobs
 from edgeml.twin.cloud.controlplane.jobs_data import JobsData
+from edgeml.twin.cloud.controlplane.tags import Tags
 from edgeml.twin.cloud.service import Clock
 
 __all__ = ["ControlPlane", "RequestContext", "current", "request_context"]
@@ -48,11 +49,13 @@ GREENGRASS_OPERATIONS = {
         "cancel_deployment",
         "delete_deployment",
     ),
+    "tags": ("tag_resource", "untag_resource", "list_tags_for_resource"),
     "fleet": (
         "list_effective_deployments",
         "list_core_devices",
         "get_core_device",
         "list_installed_components",
+        "delete_core_device",
     ),
 }
 IOT_OPERATIONS = (
@@ -132,6 +135,7 @@ class ControlPlane:
         self.iot_jobs = IotJobs(self.core)
         self.jobs_data_plane = JobsData(self.core, self.fleet)
         parts: dict[str, Any] = {
+            "tags": Tags(self.core),
             "components": self.components,
             "deployments": self.deployments,
             "fleet": self.fleet,

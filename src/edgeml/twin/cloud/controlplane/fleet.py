@@ -188,6 +188,15 @@ class Fleet:
         )
         return out
 
+    def delete_core_device(self, coreDeviceThingName: str) -> dict[str, Any]:
+        """Removes the core device record (not the IoT thing); a new status message makes it again."""
+        ctx = context.current()
+        self._reported(coreDeviceThingName)
+        del self.core.state.core_devices[coreDeviceThingName]
+        self.core.state.tags.pop(core_device_arn(ctx.region, ctx.account_id, coreDeviceThingName), None)
+        self._sorted_names = None
+        return {}
+
     def list_core_devices(
         self,
         thingGroupArn: str | None = None,
