@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from edgeml.components.build import build_project, find_projects
 from edgeml.components.modelproject import write_model_projects
 from edgeml.components.publish import publish_project
+from edgeml.console import make_console
 
 ComponentsArg = Annotated[
     list[str] | None,
@@ -42,7 +42,7 @@ def build_command(
     """Build components into <component>/greengrass-build/ exactly as `gdk component build` lays it out."""
     if model_version is not None and model_package is None:
         raise typer.BadParameter("needs --model-package", param_hint="--model-version")
-    console = Console()
+    console = make_console()
     projects = []
     if model_package is not None:
         written = write_model_projects(components_dir, model_package, model_version)
@@ -76,7 +76,7 @@ def publish_command(
     components_dir: ComponentsDir = Path("components"),
 ) -> None:
     """Upload built artifacts to S3 and create component versions (NEXT_PATCH resolved in GreengrassV2)."""
-    console = Console()
+    console = make_console()
     for project in find_projects(components_dir, components):
         result = publish_project(project, bucket=bucket, region=region)
         console.print(
