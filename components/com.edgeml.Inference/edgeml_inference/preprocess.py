@@ -61,6 +61,13 @@ class Preprocessor:
         self._mean = np.asarray(self.config.mean, dtype=np.float32)
         self._std = np.asarray(self.config.std, dtype=np.float32)
         self._channels = channels
+        self._raw_pixels = (
+            self.dtype == np.uint8
+            and self.config.layout.upper() == "NHWC"
+            and float(self.config.scale) == 1.0
+            and not self._mean.any()
+            and bool((self._std == 1.0).all())
+        )
         exact = all(dim is not None for dim in self.sample_shape)
         self._exact_shape: tuple[int | None, ...] | None = self.sample_shape if exact else None
 
@@ -82,6 +89,8 @@ class Preprocessor:
         pixels = decode_image(payload, config.color, config.resize, config.resample)
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
+        if self._raw_pixels:  # a uint8 NHWC model normalises in its graph: the decoded pixels are its input
+            return self.tensor(pixels)
         x = (pixels.astype(np.float32) * np.float32(config.scale) - self._mean) / self._std
         if config.layout.upper() == "NCHW":
             x = np.transpose(x, (2, 0, 1))

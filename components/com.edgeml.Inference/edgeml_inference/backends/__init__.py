@@ -14,7 +14,7 @@ __all__ = ["Backend", "open_backend"]
 def open_backend(
     directory: Path, metadata: ModelMetadata, providers: tuple[str, ...], intra_op_threads: int
 ) -> Backend:
-    """The backend for `metadata.framework`: "onnx" -> ONNX Runtime, "dlr" -> DLR."""
+    """The backend for `metadata.framework`: "onnx" -> ONNX Runtime, "dlr" -> DLR, "tflite" -> LiteRT."""
     if metadata.framework == "onnx":
         from edgeml_inference.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -28,4 +28,8 @@ def open_backend(
         batch = metadata.input_shape[0] if metadata.input_shape else None
         fixed = batch if isinstance(batch, int) and batch > 0 else None
         return DlrBackend((directory / metadata.model_file).resolve(), metadata.input_name, device, fixed)
+    if metadata.framework == "tflite":
+        from edgeml_inference.backends.litert import LiteRtBackend
+
+        return LiteRtBackend(directory / metadata.model_file, intra_op_threads)
     raise BackendUnavailable(f"unknown framework {metadata.framework!r} in metadata.json")
