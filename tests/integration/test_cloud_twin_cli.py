@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+
+from edgeml.twin.cloud.instance import is_twin_process
+from edgeml.twin.loopback import wait_for
 
 EDGEML = str(Path(sys.executable).parent / "edgeml")
 
@@ -127,3 +132,30 @@ def test_a_folder_that_is_not_a_twins_is_never_taken_over(tmp_path):
     assert result.returncode == 1
     assert "not a twin state directory" in result.stderr
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_a_change_is_saved_within_seconds_even_if_the_twin_is_killed(tmp_path):
+    state_dir = tmp_path / "twin"
+    env = _up(state_dir)
+    pid = int((state_dir / "twin.pid").read_text())
+    _client("iot", env).create_thing(thingName="kept-after-kill")
+    time.sleep(3)  # the saver writes a change once it is a second old
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not is_twin_process(pid), "the killed twin to be gone")
+    env = _up(state_dir)  # the stale pid file is not trusted: up starts a new twin
+    try:
+        names = [thing["thingName"] for thing in _client("iot", env).list_things()["things"]]
+        assert "kept-after-kill" in names
+    finally:
+        assert edgeml("twin", "down", "--dir", str(state_dir)).returncode == 0
+
+
+def test_a_state_file_that_cannot_be_loaded_stops_up_with_one_line(tmp_path):
+    (tmp_path / ".edgeml-twin").touch()
+    (tmp_path / "moto-state.pickle").write_bytes(b"not a pickle")
+    result = edgeml("twin", "up", "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the twin did not start:") and result.stderr.count("\n") == 1
+    assert "moto-state.pickle: cannot be loaded" in result.stderr
+    assert (tmp_path / "moto-state.pickle").read_bytes() == b"not a pickle"  # left as it was
