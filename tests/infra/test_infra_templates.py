@@ -77,11 +77,11 @@ def test_settings_rename_every_resource_with_the_prefix_and_rings() -> None:
 
 
 @pytest.mark.slow
-def test_app_entry_point_reports_a_bad_context_on_one_line() -> None:
+def test_app_entry_point_reports_a_bad_context_on_one_line(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "CDK_CONTEXT_JSON": json.dumps({"edgeml": {"rings": []}}),
-        "CDK_OUTDIR": "/nonexistent",
+        "CDK_OUTDIR": str(tmp_path),
     }
     run = subprocess.run(
         [sys.executable, "app.py"], cwd=INFRA, env=env, capture_output=True, text=True, timeout=120
