@@ -94,8 +94,12 @@ def _serve(state_dir: Path, port: int) -> None:
     try:
         stop.wait()
     finally:
-        endpoint.stop()
-        clear_running(state_dir, os.getpid())
+        try:
+            endpoint.stop()
+        except Exception as error:  # the twin's own files: say which, keep the traceback out
+            raise EdgemlError(f"saving the twin's state in {state_dir} failed: {error}") from None
+        finally:
+            clear_running(state_dir, os.getpid())  # after the save: the next `up` loads all of it
 
 
 def _start_background(state_dir: Path, port: int) -> RunningTwin:

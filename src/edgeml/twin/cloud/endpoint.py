@@ -192,10 +192,6 @@ class CloudEndpoint:
         thread.start()
         self._threads.append(thread)
 
-    def serve_until(self, stop: threading.Event) -> None:
-        """Blocks until `stop` is set (the foreground `edgeml twin up`)."""
-        stop.wait()
-
     def stop(self) -> None:
         """Stops serving, then saves the state (after the last request has been answered)."""
         self._stopping.set()
@@ -261,18 +257,20 @@ class CloudEndpoint:
         service = scope.service if scope else ""
         region = scope.region if scope else DEFAULT_REGION
         mutating = method not in _READ_ONLY
-        if mutating:
-            self._changed_at = time.monotonic()
-            self._dirty.set()
         with self._state_lock if mutating else _no_lock():
-            ours = self._our_service(service, method, raw_path, query)
-            if ours is not None:
-                body = get_input_stream(environ).read()
-                request = Request(method, raw_path, query, headers, body)
-                return self._answer(start_response, self._serve(ours, request, region, environ))
-            if service == "iotdata" and method == "POST" and raw_path.startswith("/topics/"):
-                self._on_publish(environ, raw_path[len("/topics/") :], region)
-            return self._moto(environ, start_response)  # type: ignore[no-any-return]
+            try:
+                ours = self._our_service(service, method, raw_path, query)
+                if ours is not None:
+                    body = get_input_stream(environ).read()
+                    request = Request(method, raw_path, query, headers, body)
+                    return self._answer(start_response, self._serve(ours, request, region, environ))
+                if service == "iotdata" and method == "POST" and raw_path.startswith("/topics/"):
+                    self._on_publish(environ, raw_path[len("/topics/") :], region)
+                return self._moto(environ, start_response)  # type: ignore[no-any-return]
+            finally:
+                if mutating:  # marked once done, under the lock: a save cannot slip in between
+                    self._changed_at = time.monotonic()
+                    self._dirty.set()
 
     def _our_service(
         self, service: str, method: str, raw_path: str, query: dict[str, list[str]]
