@@ -110,13 +110,18 @@ def test_new_revision_supersedes_the_old_one_and_cancels_its_job(twin: Twin, fle
 
 
 def test_cancel_stops_delivery_changes_no_device_and_delete_needs_it(twin: Twin, fleet: str) -> None:
+    twin.thing("dev-busy", "fleet")
     created = _deploy(twin, fleet)
     _finish(twin, "dev1", created["iotJobId"])
+    twin.plane.jobs_data.start_next_pending_job_execution(thingName="dev-busy")
     conflict = _error(twin.gg.delete_deployment, deploymentId=created["deploymentId"])
     assert conflict.code == "ConflictException" and "cancel" in conflict.message
     twin.gg.cancel_deployment(deploymentId=created["deploymentId"])
     assert twin.gg.get_deployment(deploymentId=created["deploymentId"])["deploymentStatus"] == "CANCELED"
     assert _status(twin, "dev1") == ["SUCCEEDED"] and _status(twin, "dev2") == ["CANCELED"]
+    assert _status(twin, "dev-busy") == ["IN_PROGRESS"]  # it had received the deployment: unchanged
+    _finish(twin, "dev-busy", created["iotJobId"])
+    assert _status(twin, "dev-busy") == ["SUCCEEDED"]
     twin.thing("dev3", "fleet")
     assert _status(twin, "dev3") == []
     assert _error(twin.gg.cancel_deployment, deploymentId=created["deploymentId"]).code == "ConflictException"

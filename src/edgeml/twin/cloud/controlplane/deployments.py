@@ -388,9 +388,14 @@ class Deployments:
                 "Deployment",
             )
         record["deploymentStatus"] = "CANCELED"
+        # BOTO: "cancels the deployment for devices that haven't yet received it. If a device already
+        # received the deployment, this operation doesn't change anything for that device": QUEUED only.
         job = self.job_of(record)
         job.cancel(
-            self.core.now(), force=True, reason_code="CANCELED_BY_USER", comment="The deployment was canceled"
+            self.core.now(),
+            force=False,
+            reason_code="CANCELED_BY_USER",
+            comment="The deployment was canceled",
         )
         return {"message": f"Deployment {deploymentId} was canceled"}
 
