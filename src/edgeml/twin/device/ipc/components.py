@@ -4,7 +4,7 @@ the SVCUID token each one connects with."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,15 @@ class ComponentRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, ComponentRecord] = {}
         self._by_token: dict[str, ComponentRecord] = {}
+        # Called with (component, state) for each UpdateState (the nucleus twin's lifecycle hears it).
+        self.on_reported: Callable[[str, str], None] | None = None
+
+    def reported(self, record: ComponentRecord, state: str) -> None:
+        """A component reported `state` through UpdateState."""
+        record.state = state
+        record.reported_states.append(state)
+        if self.on_reported is not None:
+            self.on_reported(record.name, state)
 
     def register(self, name: str, configuration: Mapping[str, Any], version: str) -> ComponentRecord:
         """Adds (or re-registers, keeping its token) a component."""
@@ -43,6 +52,11 @@ class ComponentRegistry:
         self._by_name[name] = record
         self._by_token[token] = record
         return record
+
+    def unregister(self, name: str) -> None:
+        record = self._by_name.pop(name, None)
+        if record is not None:
+            self._by_token.pop(record.svcuid, None)
 
     def by_token(self, token: str) -> ComponentRecord | None:
         return self._by_token.get(token)

@@ -219,6 +219,15 @@ class IpcServer:
 
         self._call(apply)
 
+    def on_state_reported(self, callback: Callable[[str, str], None] | None) -> None:
+        """For the nucleus twin: `callback(component, state)` runs on the server loop for each UpdateState
+        (it must not block)."""
+        self.services.components.on_reported = callback
+
+    def unregister_component(self, name: str) -> None:
+        """A component the nucleus removed: its token no longer authenticates."""
+        self._call(lambda: self.services.components.unregister(name))
+
     def component_version(self, name: str) -> str:
         return self._call(lambda: self.services.components.get(name).version)
 

@@ -15,8 +15,7 @@ def update_state(ctx: OperationContext, request: dict[str, Any]) -> dict[str, An
     state = required_str(request, "state")
     if state not in REPORTABLE_STATES:
         raise InvalidArgumentsError(f"state must be one of {', '.join(REPORTABLE_STATES)}, got {state}")
-    ctx.component.state = state
-    ctx.component.reported_states.append(state)
+    ctx.services.components.reported(ctx.component, state)
     return {}
 
 
