@@ -92,6 +92,8 @@ def test_duplicate_version_is_a_conflict_and_keeps_the_first(twin: Twin) -> None
     error = _error(twin.gg.create_component_version, inlineRecipe=_recipe())
     assert error.code == "ConflictException"
     assert "[com.example.A : 1.0.0]" in error.message and error.members["resourceId"] == arn
+    with_tags = _error(twin.gg.create_component_version, inlineRecipe=_recipe(), tags={"a": "b"})
+    assert with_tags.message.endswith("already exists and can't be created again with tags")
     digest_after = json.loads(twin.gg.get_component(arn=arn)["recipe"])["Manifests"][0]["Artifacts"][0][
         "Digest"
     ]

@@ -177,8 +177,11 @@ class Components:
         recipe = check_recipe(load_recipe(inlineRecipe))
         arn = version_arn(ctx.region, ctx.account_id, recipe.name, recipe.version)
         if arn in self.core.state.components:
+            # the service's text, with its tail when tags were given (aws-greengrass-testing #207)
+            tail = " and can't be created again with tags" if tags else ""
             raise conflict(
-                f"Component [{recipe.name} : {recipe.version}] for account [{ctx.account_id}] already exists",
+                f"Component [{recipe.name} : {recipe.version}] for account [{ctx.account_id}] already exists"
+                f"{tail}",
                 arn,
                 "ComponentVersion",
             )
