@@ -277,3 +277,13 @@ def test_iot_cancel_job_with_force_cancels_in_progress_executions(twin: Twin, fl
     assert _status(twin, "dev1") == ["CANCELED"]
     assert twin.gg.get_deployment(deploymentId=created["deploymentId"])["deploymentStatus"] == "CANCELED"
     assert twin.plane.iot.owns_job(created["iotJobId"]) and not twin.plane.iot.owns_job("somebody-elses")
+
+
+def test_deployment_jobs_are_in_the_greengrass_jobs_namespace(twin: Twin, fleet: str) -> None:
+    created = _deploy(twin, fleet)
+    assert twin.plane.iot.describe_job(jobId=created["iotJobId"])["job"]["namespaceId"] == "aws-gg-deployment"
+    listed = twin.plane.iot.list_jobs(namespaceId="aws-gg-deployment")["jobs"]
+    assert [j["jobId"] for j in listed] == [created["iotJobId"]]
+    assert twin.plane.iot.list_jobs(namespaceId="other")["jobs"] == []
+    for_thing = twin.plane.iot.list_job_executions_for_thing(thingName="dev1")["executionSummaries"]
+    assert [s["jobId"] for s in for_thing] == [created["iotJobId"]]

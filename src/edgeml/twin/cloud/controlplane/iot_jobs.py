@@ -17,6 +17,10 @@ from edgeml.twin.cloud.controlplane.jobs import Execution, Job
 from edgeml.twin.cloud.controlplane.paging import iot_page
 from edgeml.twin.cloud.controlplane.timeutil import to_datetime
 
+# Greengrass deployment jobs live in this IoT jobs namespace (NUC IotJobsClientWrapper topics
+# `$aws/things/%s/jobs/%s/namespace-aws-gg-deployment/...`)
+GREENGRASS_NAMESPACE = "aws-gg-deployment"
+
 
 class IotJobs:
     def __init__(self, core: Core) -> None:
@@ -49,6 +53,7 @@ class IotJobs:
             "lastUpdatedAt": to_datetime(job.last_updated_at),
             "jobProcessDetails": job.process_details(),
             "isConcurrent": False,
+            "namespaceId": GREENGRASS_NAMESPACE,
         }
         for key in ("reasonCode", "comment"):
             value = job.reason_code if key == "reasonCode" else job.comment
@@ -89,6 +94,8 @@ class IotJobs:
         """The deployments' jobs (the endpoint puts moto's own jobs after them on the first page)."""
         now = self.core.now()
         rows = []
+        if namespaceId is not None and namespaceId != GREENGRASS_NAMESPACE:
+            return {"jobs": []}
         for job in sorted(self.core.state.jobs.values(), key=lambda j: j.created_at, reverse=True):
             self.core.advance_job(job, now)
             selection = "CONTINUOUS" if job.is_group else "SNAPSHOT"
@@ -161,6 +168,8 @@ class IotJobs:
         jobId: str | None = None,
     ) -> dict[str, Any]:
         ctx = context.current()
+        if namespaceId is not None and namespaceId != GREENGRASS_NAMESPACE:
+            return {"executionSummaries": []}
         self.core.sync_thing(ctx.region, ctx.account_id, thingName, self.core.now())
         rows = []
         for job_id in self.core.state.jobs_by_thing.get(thingName, []):
