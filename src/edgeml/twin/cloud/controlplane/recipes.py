@@ -131,6 +131,10 @@ class Recipe:
         return platforms
 
 
+def _is_attribute(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
 def check_recipe(document: dict[str, Any]) -> Recipe:
     """The checks the service does on a parsed recipe, each naming the recipe key at fault."""
     if document.get("RecipeFormatVersion") != RECIPE_FORMAT_VERSION:
@@ -146,6 +150,12 @@ def check_recipe(document: dict[str, Any]) -> Recipe:
     if ":" in name:
         raise _bad(f"ComponentName '{name}' must not contain ':'")
     check_version(document.get("ComponentVersion"))
+    for key in ("ComponentDescription", "ComponentPublisher", "ComponentSource"):
+        if document.get(key) is not None and not isinstance(document[key], str):
+            raise _bad(f"{key} must be a string")
+    configuration = document.get("ComponentConfiguration")
+    if configuration is not None and not isinstance(configuration, dict):
+        raise _bad("ComponentConfiguration must be a map")
     component_type = document.get("ComponentType")
     if component_type is not None and component_type not in COMPONENT_TYPES:
         raise _bad(f"ComponentType '{component_type}' is not one of {', '.join(COMPONENT_TYPES)}")
@@ -156,8 +166,11 @@ def check_recipe(document: dict[str, Any]) -> Recipe:
         for dep_name, dep in dependencies.items():
             if not isinstance(dep, dict):
                 raise _bad(f"ComponentDependencies.{dep_name} must be a map")
+            requirement = dep.get("VersionRequirement", "*")
+            if not isinstance(requirement, str):
+                raise _bad(f"ComponentDependencies.{dep_name}.VersionRequirement must be a string")
             try:
-                parse_range(str(dep.get("VersionRequirement", "*")))
+                parse_range(requirement)
             except BadRange as error:
                 raise _bad(f"ComponentDependencies.{dep_name}.VersionRequirement: {error}") from error
             kind = dep.get("DependencyType", "HARD")
@@ -170,6 +183,11 @@ def check_recipe(document: dict[str, Any]) -> Recipe:
         for index, manifest in enumerate(manifests):
             if not isinstance(manifest, dict):
                 raise _bad(f"Manifests[{index}] must be a map")
+            platform = manifest.get("Platform")
+            if platform is not None and (
+                not isinstance(platform, dict) or not all(_is_attribute(v) for v in platform.values())
+            ):
+                raise _bad(f"Manifests[{index}].Platform must be a map of attribute names to values")
             artifacts = manifest.get("Artifacts") or []
             if not isinstance(artifacts, list):
                 raise _bad(f"Manifests[{index}].Artifacts must be a list")
