@@ -247,7 +247,14 @@ def test_live_configuration_validation_and_hot_swap(device: Device) -> None:
     broken = write_model_dir(device.model_root / "1.2.0" / "linux-amd64", version="1.2.0")
     (broken / "model.onnx").write_bytes(b"tampered")
     device.ipc.announce_component_update("deployment-2", {"com.edgeml.model.Digits": "1.2.0"}, wait_s=10)
-    wait_for(lambda: "ERRORED" in device.ipc.reported_states(COMPONENT), "ERRORED reported")
+    failed = wait_for(
+        lambda: [
+            m for m in device.read_stream("EdgemlInferenceHealth", 1) if m.get("event") == "model_swap_failed"
+        ],
+        "model_swap_failed in the health stream",
+    )
+    assert "sha256" in failed[0]["detail"]
     status, body = post(device.port, png(x[2]))
     assert status == 200 and body["model_version"] == "1.1.0"  # the old model keeps serving
+    assert device.ipc.reported_states(COMPONENT) == []  # not ERRORED: a nucleus would restart it
     assert device.process is not None and device.process.poll() is None

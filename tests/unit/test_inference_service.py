@@ -131,7 +131,7 @@ def test_a_new_model_version_is_swapped_in_after_a_component_update(
     assert ipc.states == []
 
 
-def test_a_corrupt_new_model_keeps_the_old_one_serving_and_reports_errored(
+def test_a_corrupt_new_model_keeps_the_old_one_serving_and_reports_on_the_health_topic_not_errored(
     running: tuple[InferenceApp, FakeIpc], model_root: Path
 ) -> None:
     app, ipc = running
@@ -142,7 +142,7 @@ def test_a_corrupt_new_model_keeps_the_old_one_serving_and_reports_errored(
     ipc.on_post("deployment-4")
     result = app.submit(png(x[0])).result(5)
     assert result.ok and result.model_version == "1.0.0"
-    assert ipc.states == ["ERRORED"]
+    assert ipc.states == []  # ERRORED would make the nucleus restart a component that still serves
     failures = wait_for(
         lambda: [m for m in ipc.messages("edgeml/inference/health") if m.get("event") == "model_swap_failed"]
     )

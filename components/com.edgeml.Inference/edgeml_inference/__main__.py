@@ -2,9 +2,11 @@
 
 Configuration comes from IPC GetConfiguration when the nucleus' socket is in the environment
 (AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT); `--config FILE` (JSON, Greengrass keys) is read first
-and overridden by IPC, so the app also runs off a device. Stream Manager is used when
-STREAM_MANAGER_SERVER_PORT is set.
-Exit codes: 0 stopped by a signal, 2 invalid configuration, 3 model not loadable, 4 no Stream Manager.
+and overridden by IPC, so the app also runs off a device. Stream Manager is used whenever a stream is
+configured and the app runs on a device (IPC) or STREAM_MANAGER_SERVER_PORT is set; the port comes from that
+variable, else aws.greengrass.StreamManager's configuration over IPC, else 8088 (streamport.py).
+Exit codes: 0 stopped by a signal, 2 invalid configuration, 3 model not loadable, 4 no Stream Manager
+(3 and 4 after UpdateState ERRORED: the nucleus restarts the component).
 """
 
 from __future__ import annotations
@@ -15,29 +17,29 @@ import logging
 import os
 import signal
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from edgeml_inference.config import AppConfig
 from edgeml_inference.exceptions import ConfigInvalid, ModelLoadError
+from edgeml_inference.ipc import SdkIpcClient
+from edgeml_inference.streamport import PORT_KEY, StreamManagerUnreachable, connect, discover_port
 
 _log = logging.getLogger("edgeml_inference")
-STREAM_MANAGER_CONNECT_S = 30.0
 
 
-def _connect_stream_manager(deadline_s: float) -> Any:
-    from stream_manager import StreamManagerClient
-
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            return StreamManagerClient()
-        except Exception as error:  # ConnectionError, asyncio.TimeoutError, StreamManagerException
-            if time.monotonic() > deadline:
-                raise
-            _log.info("Stream Manager not reachable yet (%s); retrying", error)
-            time.sleep(1.0)
+def open_streams(config: AppConfig, ipc: SdkIpcClient | None, environ: Mapping[str, str]) -> Any:
+    """A Stream Manager client, or None when no stream is configured or the app runs off a device
+    (no IPC and no STREAM_MANAGER_SERVER_PORT). Raises StreamManagerUnreachable after the bounded wait."""
+    if not config.uses_stream_manager():
+        _log.info("no Stream Manager stream configured")
+        return None
+    if ipc is None and not environ.get(PORT_KEY):
+        _log.info("off a Greengrass device (no IPC, no %s): Stream Manager not used", PORT_KEY)
+        return None
+    where = discover_port(environ, ipc.get_component_configuration if ipc is not None else None)
+    return connect(where, config.stream_manager_wait_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         values.update(json.loads(args.config.read_text(encoding="utf-8")))
     ipc = None
     if os.environ.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"):
-        from edgeml_inference.ipc import SdkIpcClient
-
         ipc = SdkIpcClient()
         values.update(ipc.get_configuration())
     if args.model_dir:
@@ -69,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         _log.error("invalid configuration: %s", error)
         return 2
 
-    streams = None
-    if os.environ.get("STREAM_MANAGER_SERVER_PORT"):
-        try:
-            streams = _connect_stream_manager(STREAM_MANAGER_CONNECT_S)
-        except Exception as error:
-            _log.error("cannot reach Stream Manager: %s", error)
-            return 4
+    try:
+        streams = open_streams(config, ipc, os.environ)
+    except StreamManagerUnreachable as error:
+        _log.error("%s", error)
+        if ipc is not None:
+            ipc.update_state("ERRORED")
+        return 4
 
     from edgeml_inference.app import InferenceApp
 

@@ -108,7 +108,6 @@ class InferenceApp:
         self.swapper = ModelSwapper(
             self.models,
             lambda: self.config,
-            self._report_errored,
             self.publish_event,
             self._on_swapped,
             loader,
@@ -264,10 +263,6 @@ class InferenceApp:
 
     def _on_swapped(self, model: LoadedModel) -> None:
         self.health.set_model(model.metadata.baseline, model.metadata.labels)
-
-    def _report_errored(self, message: str) -> None:
-        if self.ipc is not None:
-            self.ipc.update_state("ERRORED")
 
     def _model_poll_loop(self) -> None:
         while not self._stop.wait(max(self.config.model_poll_s, 0.2)):

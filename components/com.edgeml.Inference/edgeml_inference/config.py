@@ -42,6 +42,7 @@ class AppConfig:
     result_stream: str = "EdgemlInferenceResults"
     result_kinesis_stream: str = ""
     stream_max_bytes: int = 64 * 1024 * 1024
+    stream_manager_wait_s: float = 30.0  # a configured stream unreachable this long: ERRORED, exit 4
     sink_queue_size: int = 1024
     top_k: int = 3
     confidence_threshold: float = 0.5
@@ -84,6 +85,10 @@ class AppConfig:
     def iot_core_route(self) -> tuple[str, int]:
         """IoTCoreTopic with {iot:thingName} filled in (when the nucleus left it), and the QoS."""
         return self.iot_core_topic.replace("{iot:thingName}", self.thing_name), self.iot_core_qos
+
+    def uses_stream_manager(self) -> bool:
+        """Whether any Stream Manager stream is configured (result, health or capture)."""
+        return bool(self.result_stream or self.health_stream or self.capture_stream)
 
     def model_root(self) -> str:
         """ModelDirectory, or when empty the MODEL_DIR environment variable (the recipe sets it)."""
@@ -186,6 +191,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "ResultStream": ("result_stream", _str),
     "ResultKinesisStream": ("result_kinesis_stream", _str),
     "StreamMaxBytes": ("stream_max_bytes", _int(1024, 64 * GIB)),
+    "StreamManagerWaitS": ("stream_manager_wait_s", _float(0.0, 3600.0)),
     "SinkQueueSize": ("sink_queue_size", _int(1, 1_000_000)),
     "TopK": ("top_k", _int(1, 1000)),
     "ConfidenceThreshold": ("confidence_threshold", _float(0.0, 1.0)),

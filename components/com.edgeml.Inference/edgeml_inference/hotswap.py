@@ -2,8 +2,10 @@
 
 Triggers: a ModelDirectory change in the configuration, a model component update (PostComponentUpdateEvent),
 or a newer version appearing under ModelDirectory (polled every ModelPollS). A PreComponentUpdateEvent is
-answered only once the in-flight batch has ended. Any failure keeps the old model serving, reports ERRORED
-through UpdateState and emits a health event.
+answered only once the in-flight batch has ended. Any failure keeps the old model serving and emits a
+`model_swap_failed` health event (health topic and stream). It does not report ERRORED: a nucleus stops and
+restarts an ERRORED component (BROKEN after 3 errors; nucleus Lifecycle.java, docs greengrass-semantics §1.5),
+which would throw away the model that still serves; ERRORED is for a process that must be restarted.
 """
 
 from __future__ import annotations
@@ -30,14 +32,12 @@ class ModelSwapper:
         self,
         holder: ModelHolder,
         config: Callable[[], AppConfig],
-        report_errored: Callable[[str], None],
         on_event: Callable[[dict[str, Any]], None],
         on_swapped: Callable[[LoadedModel], None] = lambda model: None,
         loader: Loader = load_model,
     ) -> None:
         self.holder = holder
         self.config = config
-        self.report_errored = report_errored
         self.on_event = on_event
         self.on_swapped = on_swapped
         self.loader = loader
@@ -108,10 +108,6 @@ class ModelSwapper:
         self.on_event(
             {"event": "model_swap_failed", "reason": reason, "directory": str(directory), "detail": detail}
         )
-        try:
-            self.report_errored(f"model swap failed: {detail}")
-        except Exception:
-            _log.exception("cannot report ERRORED")
         return False
 
     def wait_for_batch(self, timeout: float = 30.0) -> bool:

@@ -61,6 +61,11 @@ class SdkIpcClient:
         value = response.value or {}
         return dict(value)
 
+    def get_component_configuration(self, component: str, key_path: list[str]) -> dict[str, Any]:
+        """Another component's configuration (e.g. aws.greengrass.StreamManager's port)."""
+        response = self.client.get_configuration(component_name=component, key_path=key_path)
+        return dict(response.value or {})
+
     def subscribe_to_configuration_update(self, on_update: Callable[[], None]) -> None:
         def handler(_event: Any) -> None:
             _guard(on_update)
