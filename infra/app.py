@@ -8,6 +8,8 @@ from pathlib import Path
 
 from aws_cdk import App
 
+from edgeml.errors import EdgemlError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgeml_infra.application import build
@@ -18,10 +20,10 @@ def main() -> None:
     app = App()
     try:
         settings = from_context(app.node.try_get_context)
-    except SettingsError as error:
+        build(app, settings)
+    except (SettingsError, EdgemlError) as error:  # EdgemlError: a rollout spec that does not load
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    build(app, settings)
     app.synth()
 
 

@@ -89,6 +89,20 @@ def build(app: App, settings: Settings, nag: bool = True) -> EdgemlStacks:
         description="edgeml: SageMaker Neo execution role",
     )
     stacks = EdgemlStacks(artifacts, fleet, results, health, compile_stack)
+    if settings.deployment is not None:
+        from edgeml_infra.stacks.deployment import RingDeploymentStack
+
+        spec, ring = settings.deployment
+        deployment = RingDeploymentStack(
+            app,
+            settings.stack_name(f"Deployment-{ring}"),
+            Path(spec),
+            ring,
+            env=env,
+            description=f"edgeml: ring {ring} deployment from {Path(spec).name}",
+        )
+        deployment.add_stack_dependency(fleet)  # the ring's thing group
+        Tags.of(deployment).add("edgeml:prefix", settings.prefix)
     for stack in stacks.all():
         Tags.of(stack).add("edgeml:prefix", settings.prefix)
     if nag:

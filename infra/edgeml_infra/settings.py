@@ -53,6 +53,8 @@ class Settings:
     log_retention_days: int = 30
     credential_duration_seconds: int = 3600
     thresholds: HealthThresholds = field(default_factory=HealthThresholds)
+    # Optional ring deployment in CloudFormation: (rollout spec file, ring name).
+    deployment: tuple[str, str] | None = None
 
     # names -------------------------------------------------------------------------------------
 
@@ -135,6 +137,7 @@ def parse(raw: dict[str, Any]) -> Settings:
         "logRetentionDays",
         "credentialDurationSeconds",
         "thresholds",
+        "deployment",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -167,6 +170,7 @@ def parse(raw: dict[str, Any]) -> Settings:
     namespace = _get(raw, "metricNamespace", str, defaults.metric_namespace)
     if not _NAMESPACE.match(namespace) or namespace.startswith("AWS/"):
         raise SettingsError(f"edgeml.metricNamespace: {namespace!r} is not a custom CloudWatch namespace")
+    deployment = _deployment(raw.get("deployment"))
     thresholds_raw = _get(raw, "thresholds", dict, {})
     thresholds = _thresholds(thresholds_raw)
     return Settings(
@@ -196,7 +200,20 @@ def parse(raw: dict[str, Any]) -> Settings:
             43200,
         ),
         thresholds=thresholds,
+        deployment=deployment,
     )
+
+
+def _deployment(raw: Any) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"spec", "ring"}:
+        raise SettingsError(
+            'edgeml.deployment: expected {"spec": "<rollout spec file>", "ring": "<ring name>"}'
+        )
+    if not all(isinstance(raw[key], str) and raw[key] for key in ("spec", "ring")):
+        raise SettingsError("edgeml.deployment: spec and ring must be non-empty strings")
+    return raw["spec"], raw["ring"]
 
 
 # CloudWatch Logs' RetentionInDays values (AWS::Logs::LogGroup).
