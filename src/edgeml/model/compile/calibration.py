@@ -50,14 +50,21 @@ class Int8LossTooHigh(EdgemlError):
 
 
 class ArrayCalibrationReader(CalibrationDataReader):  # type: ignore[misc]  # untyped base class
-    """Yields `{input_name: rows}` batches of `samples` (float32), `batch` rows at a time.
-
-    With `fixed_batch` (a model whose batch dimension is a constant) a short last batch is dropped.
+    """Yields `{input_name: rows}` batches of `samples` (as `dtype`, float32 by default), `batch` rows at a
+    time. With `fixed_batch` (a model whose batch dimension is a constant) a short last batch is dropped.
     """
 
-    def __init__(self, input_name: str, samples: np.ndarray, batch: int, *, fixed_batch: bool) -> None:
+    def __init__(
+        self,
+        input_name: str,
+        samples: np.ndarray,
+        batch: int,
+        *,
+        fixed_batch: bool,
+        dtype: type[np.generic] = np.float32,
+    ) -> None:
         self._input_name = input_name
-        self._samples = np.ascontiguousarray(samples, dtype=np.float32)
+        self._samples = np.ascontiguousarray(samples, dtype=dtype)
         self._batch = max(1, batch)
         self._fixed_batch = fixed_batch
         self._next = 0
