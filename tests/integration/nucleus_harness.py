@@ -106,3 +106,55 @@ def eventually(condition: Callable[[], Any], what: str, timeout_s: float = 30) -
 
 def settle(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def recipe(
+    name: str,
+    version: str,
+    lifecycle: Mapping[str, Any],
+    *,
+    dependencies: Mapping[str, tuple[str, str]] | None = None,
+    configuration: Mapping[str, Any] | None = None,
+    artifacts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A recipe with one linux manifest; dependencies as name -> (VersionRequirement, DependencyType)."""
+    document: dict[str, Any] = {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": name,
+        "ComponentVersion": version,
+        "ComponentPublisher": "edgeml tests",
+        "Manifests": [
+            {
+                "Platform": {"os": "linux"},
+                "Lifecycle": dict(lifecycle),
+                **({"Artifacts": artifacts} if artifacts else {}),
+            }
+        ],
+    }
+    if dependencies:
+        document["ComponentDependencies"] = {
+            dep: {"VersionRequirement": requirement, "DependencyType": kind}
+            for dep, (requirement, kind) in dependencies.items()
+        }
+    if configuration is not None:
+        document["ComponentConfiguration"] = {"DefaultConfiguration": dict(configuration)}
+    return document
+
+
+def thing_arn(endpoint: CloudEndpoint, thing: str) -> str:
+    arn: str = client(endpoint, "iot").describe_thing(thingName=thing)["thingArn"]
+    return arn
+
+
+@contextmanager
+def one_device(
+    tmp_path: Path, groups: list[str] | None = None, **options: Any
+) -> Iterator[tuple[CloudEndpoint, NucleusTwin]]:
+    """The cloud twin and one started device twin (in `groups`), both stopped on the way out."""
+    with cloud(tmp_path / "cloud") as endpoint:
+        twin = device(endpoint, tmp_path, unique("core-"), groups or [], **options)
+        twin.start()
+        try:
+            yield endpoint, twin
+        finally:
+            twin.stop()

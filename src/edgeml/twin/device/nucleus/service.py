@@ -32,6 +32,12 @@ MAXIMUM_CONTINUAL_ERROR = 3
 DEFAULT_ERROR_RESET_TIME_S = 3600.0
 STATES_TO_ERRORED = ("NEW", "STARTING", "RUNNING")
 READY = ("RUNNING", "FINISHED")
+ALLOWED_REPORTS = {  # Lifecycle.ALLOWED_STATE_TRANSITION_FOR_REPORTING
+    "NEW": ("ERRORED",),
+    "STARTING": ("RUNNING", "ERRORED", "FINISHED"),
+    "RUNNING": ("ERRORED", "FINISHED"),
+    "STOPPING": ("ERRORED", "FINISHED"),
+}
 
 
 @dataclass
@@ -222,6 +228,8 @@ class Service:
             reported = self._take()
             if reported is not None:
                 state, code, reason = reported
+                if state not in ALLOWED_REPORTS.get(current, ()):
+                    continue  # Lifecycle.reportState: "Invalid reported state" (e.g. a late report)
                 if state == "ERRORED":
                     broken = self._error_counts(current, time.monotonic())
                     previous = current
@@ -386,6 +394,7 @@ class GenericService(Service):
             else:
                 self.report("ERRORED", "RUN_ERROR", f"The run script exited with code {code}.")
 
+        self.report("RUNNING")  # as soon as the process starts (reported first: its exit comes after)
         self._process = StepProcess(
             run,
             self.host.work_path(self.name),
@@ -394,7 +403,6 @@ class GenericService(Service):
             lambda: self.state,
             on_exit=exited,
         )
-        self.report("RUNNING")
         if run.timeout_s is not None:
 
             def expire() -> None:
