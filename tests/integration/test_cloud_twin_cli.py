@@ -56,11 +56,15 @@ def _up(state_dir: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_state_survives_down_and_up(tmp_path):
+def test_state_survives_down_and_up_and_a_second_up_is_refused(tmp_path):
     state_dir = tmp_path / "twin"
     env = _up(state_dir)
     suffix = uuid.uuid4().hex[:6]
     try:
+        again = edgeml("twin", "up", "--dir", str(state_dir))  # a second twin on the same state: refused
+        assert again.returncode == 1
+        assert again.stderr.count("\n") == 1 and "already running" in again.stderr
+        assert env["AWS_ENDPOINT_URL"] in again.stderr
         s3, iot, greengrass = (_client(name, env) for name in ("s3", "iot", "greengrassv2"))
         s3.create_bucket(Bucket=f"cli-{suffix}")
         s3.put_object(Bucket=f"cli-{suffix}", Key="a/hello.py", Body=b"print(1)\n")
@@ -101,19 +105,6 @@ def test_state_survives_down_and_up(tmp_path):
         assert env["AWS_ENDPOINT_URL"] in status.stdout
         assert f"cli-fleet-{suffix}" in status.stdout
         assert f"com.example.Cli{suffix}" in status.stdout
-    finally:
-        assert edgeml("twin", "down", "--dir", str(state_dir)).returncode == 0
-
-
-@pytest.mark.slow
-def test_up_twice_is_refused_and_names_the_running_twin(tmp_path):
-    state_dir = tmp_path / "twin"
-    env = _up(state_dir)
-    try:
-        again = edgeml("twin", "up", "--dir", str(state_dir))
-        assert again.returncode == 1
-        assert again.stderr.count("\n") == 1 and "already running" in again.stderr
-        assert env["AWS_ENDPOINT_URL"] in again.stderr
     finally:
         assert edgeml("twin", "down", "--dir", str(state_dir)).returncode == 0
 
