@@ -266,6 +266,8 @@ def test_client_token_makes_create_idempotent(twin: Twin, fleet: str) -> None:
     again = _deploy(twin, fleet, clientToken="token-1")
     assert again == first
     assert len(twin.gg.list_deployments(historyFilter="ALL")["deployments"]) == 1
+    twin.clock.advance(8 * 3600 + 1)  # BOTO: cached for up to 8 hours
+    assert _deploy(twin, fleet, clientToken="token-1") != first
 
 
 def test_iot_cancel_job_with_force_cancels_in_progress_executions(twin: Twin, fleet: str) -> None:

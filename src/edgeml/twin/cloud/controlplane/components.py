@@ -170,10 +170,11 @@ class Components:
             )
         if inlineRecipe is None:
             raise validation_error("inlineRecipe is required", field_name="inlineRecipe")
-        if clientToken and clientToken in self.core.state.client_tokens:
-            remembered = self.core.state.client_tokens[clientToken]
-            if remembered["operation"] == "CreateComponentVersion":
-                return self._created_output(self.core.state.components[remembered["arn"]])
+        earlier = self.core.state.components.get(
+            self.core.remembered(clientToken, "CreateComponentVersion") or ""
+        )
+        if earlier is not None:
+            return self._created_output(earlier)
         recipe = check_recipe(load_recipe(inlineRecipe))
         arn = version_arn(ctx.region, ctx.account_id, recipe.name, recipe.version)
         if arn in self.core.state.components:
@@ -200,8 +201,7 @@ class Components:
         self.core.state.components[arn] = record
         if tags:
             self.core.state.tags[arn] = dict(tags)
-        if clientToken:
-            self.core.state.client_tokens[clientToken] = {"operation": "CreateComponentVersion", "arn": arn}
+        self.core.remember(clientToken, "CreateComponentVersion", arn)
         return self._created_output(record)
 
     @staticmethod

@@ -12,6 +12,8 @@ from edgeml.twin.cloud.controlplane.arns import parse_target_arn
 from edgeml.twin.cloud.controlplane.jobs import Job
 from edgeml.twin.cloud.service import Clock
 
+CLIENT_TOKEN_SECONDS = 8 * 3600
+
 
 class Core:
     def __init__(
@@ -30,6 +32,24 @@ class Core:
 
     def now(self) -> float:
         return self.clock.now().timestamp()
+
+    # --- idempotency (BOTO clientToken: successful responses are cached for up to 8 hours) ------
+    def remembered(self, token: str | None, operation: str) -> str | None:
+        """The resource a successful `operation` with this token made, while the token is fresh."""
+        if not token:
+            return None
+        entry = self.state.client_tokens.get(token)
+        if (
+            entry is None
+            or entry["operation"] != operation
+            or self.now() - entry["at"] > CLIENT_TOKEN_SECONDS
+        ):
+            return None
+        return str(entry["resource"])
+
+    def remember(self, token: str | None, operation: str, resource: str) -> None:
+        if token:
+            self.state.client_tokens[token] = {"operation": operation, "resource": resource, "at": self.now()}
 
     def save(self) -> None:
         with self.lock:

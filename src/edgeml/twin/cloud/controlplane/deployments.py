@@ -197,10 +197,9 @@ class Deployments:
         clientToken: str | None = None,
     ) -> dict[str, Any]:
         ctx = context.current()
-        if clientToken and clientToken in self.core.state.client_tokens:
-            remembered = self.core.state.client_tokens[clientToken]
-            if remembered["operation"] == "CreateDeployment":
-                return self._created_output(self.core.state.deployments[remembered["deploymentId"]])
+        earlier = self.core.state.deployments.get(self.core.remembered(clientToken, "CreateDeployment") or "")
+        if earlier is not None:
+            return self._created_output(earlier)
         target = parse_target_arn(targetArn)
         if target.region != ctx.region or target.account != ctx.account_id:
             raise validation_error(
@@ -274,11 +273,7 @@ class Deployments:
         self.core.state.deployments[deployment_id] = record
         if tags:
             self.core.state.tags[deployment_arn(ctx.region, ctx.account_id, deployment_id)] = dict(tags)
-        if clientToken:
-            self.core.state.client_tokens[clientToken] = {
-                "operation": "CreateDeployment",
-                "deploymentId": deployment_id,
-            }
+        self.core.remember(clientToken, "CreateDeployment", deployment_id)
         configuration = iotJobConfiguration or {}
         job = Job(
             job_id=job_id,
