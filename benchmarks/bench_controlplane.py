@@ -4,6 +4,7 @@ and how deployment and listing cost grows with the fleet.
 Everything goes through plain boto3 on loopback to one in-process endpoint (the server on its own threads,
 the client in this thread: the GIL is shared alike by both halves, as in the tests).
 
+- in-process: the same GetDeployment handled by the protocol layer directly (no HTTP, no boto3).
 - latency: `iot.describe_job` for a deployment's job (served by our protocol layer + control plane) and for
   a job moto owns (moto's own IoT), and `greengrassv2.get_deployment` (ours) against `iot.describe_thing`
   (moto); p50/p99 in ms and the ratio ours/moto (target: within 2x).
@@ -31,6 +32,7 @@ from rich.table import Table
 
 from edgeml.twin.cloud.endpoint import CloudEndpoint, moto_iot
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
+from edgeml.twin.cloud.protocol import Request, RestJsonService
 
 REQUESTS = 400
 WARMUP = 40
@@ -145,6 +147,20 @@ def _effective(endpoint: CloudEndpoint, things: list[str]) -> np.ndarray:
     return times * 1000.0
 
 
+def _in_process_get_deployment(endpoint: CloudEndpoint, deployment_id: str) -> Callable[[], Any]:
+    """One GetDeployment request handled by a RestJsonService directly: the layer's own share of a call."""
+    assert endpoint.control_plane is not None
+    service = RestJsonService("greengrassv2", endpoint.control_plane.greengrassv2)
+    request = Request("GET", f"/greengrass/v2/deployments/{deployment_id}", {}, {}, b"")
+
+    def call() -> Any:
+        response = service.handle(request)
+        assert response.status == 200, response.body
+        return response
+
+    return call
+
+
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     console = Console(width=150)
@@ -206,6 +222,12 @@ def main() -> None:
                 "yes" if max(p50, p99) <= TARGET_RATIO else "no",
             )
         console.print(latency)
+        in_process = _latencies(_in_process_get_deployment(endpoint, deployment_id))
+        console.print(
+            f"get_deployment in-process (protocol layer + control plane, no HTTP, no boto3): "
+            f"p50 {np.percentile(in_process, 50):.3f} ms, p99 {np.percentile(in_process, 99):.3f} ms",
+            highlight=False,
+        )
 
         fleet = Table(title="cloud twin cost by fleet size (boto3 on loopback)")
         for column in (
