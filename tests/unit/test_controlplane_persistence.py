@@ -11,6 +11,7 @@ from controlplane_kit import REGION, Twin, moto_iot, started_twin
 
 from edgeml.twin.cloud.controlplane import ControlPlane
 from edgeml.twin.cloud.controlplane.state import STATE_FILE
+from edgeml.twin.cloud.persistence import StateUnreadable
 
 APP = "com.example.App"
 
@@ -103,3 +104,11 @@ def test_a_fresh_directory_starts_empty_and_saving_twice_is_harmless(tmp_path: P
         ControlPlane(tmp_path / "fresh", twin.clock, moto_iot).greengrassv2.list_deployments()["deployments"]
         == []
     )
+
+
+@pytest.mark.parametrize("content", ['{"format": 1}', "{not json", '{"format": 2}'])
+def test_an_unreadable_state_file_is_one_clear_error(tmp_path: Path, twin: Twin, content: str) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / STATE_FILE).write_text(content)
+    with pytest.raises(StateUnreadable, match=STATE_FILE):
+        ControlPlane(tmp_path / "bad", twin.clock, moto_iot)

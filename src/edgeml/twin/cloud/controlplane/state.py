@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeml.twin.cloud.controlplane.jobs import Job
+from edgeml.twin.cloud.persistence import StateUnreadable
 
 STATE_FILE = "controlplane.json"
-FORMAT = 1
+FORMAT = 2  # 2: job executions as rows, client tokens with their time
 
 
 @dataclass
@@ -74,13 +75,20 @@ class State:
 
 
 def load(state_dir: Path) -> State:
+    """The saved state, an empty one for a new directory, or StateUnreadable naming the file."""
     path = state_dir / STATE_FILE
     if not path.exists():
         return State()
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{path}: state format {data.get('format')!r}, this twin reads {FORMAT}")
-    return State.from_json(data)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT:
+            raise StateUnreadable(
+                f"{path}: control plane state format {data.get('format')!r}; this twin reads {FORMAT} "
+                "(start from an empty state directory)"
+            )
+        return State.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise StateUnreadable(f"{path}: the control plane state cannot be read ({error})") from error
 
 
 def save(state: State, state_dir: Path) -> None:
