@@ -23,7 +23,9 @@ from edgeml.twin.device.streammanager.server import StreamManagerServer
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
-from inference_kit import write_model_dir  # noqa: E402
+from inference_kit import holdout, png, write_model_dir  # noqa: E402
+
+__all__ = ["holdout", "png", "write_model_dir"]
 
 COMPONENT = "com.edgeml.Inference"
 STREAM_MANAGER = "aws.greengrass.StreamManager"

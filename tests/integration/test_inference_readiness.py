@@ -5,9 +5,11 @@ configuration is the recipe's DefaultConfiguration with nothing interpolated."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,7 @@ from edgeml_inference.__main__ import open_streams
 from edgeml_inference.app import InferenceApp
 from edgeml_inference.config import AppConfig
 from edgeml_inference.ipc import SdkIpcClient
-from inference_kit import holdout, png, write_model_dir
-from inference_rig import COMPONENT, THING, Rig, connect_ipc, wait_for
+from inference_rig import COMPONENT, THING, Rig, connect_ipc, holdout, png, wait_for, write_model_dir
 
 from edgeml.twin.loopback import free_port
 
@@ -50,6 +51,7 @@ class InProcess:
         self.ipc.close()
 
 
+@contextmanager
 def in_process(root: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> Iterator[InProcess]:
     rig = Rig(root, **overrides)
     running = InProcess(rig, monkeypatch)
@@ -62,7 +64,8 @@ def in_process(root: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any) ->
 
 @pytest.fixture()
 def device(short_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
-    yield from in_process(short_root, monkeypatch)
+    with in_process(short_root, monkeypatch) as running:
+        yield running
 
 
 # item 1: Stream Manager's port as a real component finds it
@@ -131,3 +134,55 @@ def test_a_failed_swap_goes_to_the_health_topic_and_stream_and_is_not_errored(de
     x, _ = holdout()
     assert device.app.submit(png(x[0])).result(5).model_version == "1.0.0"
     assert device.rig.ipc.reported_states(COMPONENT) == []
+
+
+# item 13: done/ and failed/ retention; the second-stage model closed when replaced
+
+
+def test_done_keeps_the_newest_answered_inputs_and_nothing_it_did_not_write(
+    short_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with in_process(short_root, monkeypatch, ProcessedKeepCount=2, Mode="interval", IntervalMs=50) as device:
+        inputs = device.rig.work / "input"
+        done = wait_for(lambda: (inputs / "done").is_dir() and inputs / "done", what="done/")
+        (done / "keep-me.txt").write_bytes(b"put here by hand")  # no result beside it: not the app's
+        x, _ = holdout()
+        for index in range(5):
+            (inputs / f"d{index}.png.tmp").write_bytes(png(x[index]))
+            (inputs / f"d{index}.png.tmp").rename(inputs / f"d{index}.png")
+            wait_for(lambda i=index: (done / f"d{i}.png.json").exists(), what=f"d{index} answered")
+        wait_for(lambda: len(list(done.glob("d*.png"))) == 2, what="two inputs left in done/")
+        assert sorted(path.name for path in done.iterdir()) == [
+            "d3.png", "d3.png.json", "d4.png", "d4.png.json", "keep-me.txt"
+        ]
+
+
+def test_age_retention_removes_only_answered_inputs_older_than_the_limit(tmp_path: Path) -> None:
+    from edgeml_inference.retention import prune
+
+    for name, age_h in (("old.png", 30.0), ("new.png", 1.0)):
+        (tmp_path / name).write_bytes(b"x")
+        result = tmp_path / f"{name}.json"
+        result.write_bytes(b"{}")
+        stamp = 1_000_000.0 - age_h * 3600
+        os.utime(result, (stamp, stamp))
+    (tmp_path / "foreign.bin").write_bytes(b"y")
+    assert prune(tmp_path, 0, 24 * 3600.0, now=1_000_000.0) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["foreign.bin", "new.png", "new.png.json"]
+
+
+def test_a_replaced_second_stage_model_is_closed(short_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = write_model_dir(short_root / "second-a" / "1.0.0", version="1.0.0")
+    second = write_model_dir(short_root / "second-b" / "1.0.0", version="1.0.0")
+    with in_process(
+        short_root, monkeypatch, EscalationThreshold=1.0, EscalationModelDirectory=str(first)
+    ) as device:
+        old = device.app.second_model
+        assert old is not None and old.directory == first
+        configuration = {**device.rig.configuration, "EscalationModelDirectory": str(second)}
+        assert device.rig.ipc.push_configuration_update(COMPONENT, configuration).accepted
+        wait_for(lambda: device.app.second_model is not old, what="second model replaced")
+        assert getattr(old.backend, "session", "open") is None  # the old session released
+        x, _ = holdout()
+        result = device.app.submit(png(x[0])).result(5)
+        assert result.escalation is not None and result.escalation["status"] == "ok"

@@ -150,6 +150,7 @@ class InferenceApp:
         for thread in self._threads:
             thread.join(5)
         self.models.current.close()
+        self._replace_second(None)
 
     def request_stop(self) -> None:
         """Makes `wait()` return (signal handlers call this)."""
@@ -208,8 +209,16 @@ class InferenceApp:
         if (old.model_root(), old.execution_providers) != (new.model_root(), new.execution_providers):
             self.swapper.check("configuration")
         if old.escalation_model_directory != new.escalation_model_directory:
-            self.second_model = self._load_second(new)
+            self._replace_second(self._load_second(new))
         self.publish_event({"event": "configuration_applied"})
+
+    def _replace_second(self, model: LoadedModel | None) -> None:
+        """Puts `model` in as the second stage and closes the one it replaces (none is mid-run: the
+        escalator uses it under its lock)."""
+        with self.escalator.lock:
+            old, self.second_model = self.second_model, model
+        if old is not None:
+            old.close()
 
     def _load_second(self, config: AppConfig) -> LoadedModel | None:
         if not config.escalation_model_directory:
@@ -230,6 +239,7 @@ class InferenceApp:
                 self._scan_period,
                 lambda: self.config.max_payload_bytes,
                 submit_group=self.batcher.submit_group,
+                retention=lambda: (self.config.processed_keep_count, self.config.processed_keep_hours),
             )
         if config.input_topic and self.ipc is not None:
             self.sources["topic"] = TopicSource(self.ipc, config.input_topic, self.submit)

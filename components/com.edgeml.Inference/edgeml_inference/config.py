@@ -33,6 +33,8 @@ class AppConfig:
     max_batch: int = 8
     max_wait_ms: int = 10
     input_directory: str = ""
+    processed_keep_count: int = 10_000  # answered inputs kept in done/ and in failed/; 0: no limit
+    processed_keep_hours: float = 168.0  # hours they are kept; 0: no limit
     input_topic: str = ""
     http_port: int = 0  # 0: no HTTP endpoint; it always binds 127.0.0.1
     max_payload_bytes: int = 16 * 1024 * 1024
@@ -182,6 +184,8 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "MaxBatch": ("max_batch", _int(1, 1024)),
     "MaxWaitMs": ("max_wait_ms", _int(0, 60_000)),
     "InputDirectory": ("input_directory", _str),
+    "ProcessedKeepCount": ("processed_keep_count", _int(0, 100_000_000)),
+    "ProcessedKeepHours": ("processed_keep_hours", _float(0.0, 87_600.0)),
     "InputTopic": ("input_topic", _str),
     "HttpPort": ("http_port", _int(0, 65535)),
     "MaxPayloadBytes": ("max_payload_bytes", _int(1, GIB)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from edgeml_inference.config import AppConfig
@@ -26,6 +27,7 @@ class Escalator:
         self.forward = forward
         self.second = second
         self.escalated = 0
+        self.lock = threading.Lock()  # held while the second model runs; replacing it takes the lock
 
     def __call__(self, result: InferenceResult, payload: Payload) -> None:
         config = self.config()
@@ -37,10 +39,11 @@ class Escalator:
         ):
             return
         self.escalated += 1
-        model = self.second()
-        if model is not None:
-            result.escalation = self._second_opinion(model, payload, config)
-        elif config.escalation_topic:
+        with self.lock:
+            model = self.second()
+            if model is not None:
+                result.escalation = self._second_opinion(model, payload, config)
+        if model is None and config.escalation_topic:
             self.forward(config.escalation_topic, result.to_json_bytes())
 
     @staticmethod

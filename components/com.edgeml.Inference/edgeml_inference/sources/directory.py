@@ -2,6 +2,8 @@
 
 A file is taken only once it is complete: names ending in .tmp/.part or starting with "." are skipped, and a
 file must keep the same size and mtime across two scans (or be older than `settle_s`).
+done/ and failed/ are pruned by `retention()` = (inputs kept per folder, hours kept), 0 for no limit: after
+a scan that moved files, and at least every PRUNE_EVERY_S (for the age limit).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from edgeml_inference.results import InferenceResult
+from edgeml_inference.retention import prune
 from edgeml_inference.sources.base import Source, Submit, SubmitGroup
 
 _log = logging.getLogger(__name__)
 RESULT_TIMEOUT_S = 120.0
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+PRUNE_EVERY_S = 60.0
 
 
 class DirectorySource(Source):
@@ -35,6 +39,7 @@ class DirectorySource(Source):
         max_file_bytes: Callable[[], int],
         settle_s: float = 1.0,
         submit_group: SubmitGroup | None = None,
+        retention: Callable[[], tuple[int, float]] = lambda: (0, 0.0),
     ) -> None:
         """`submit_group`, when given, queues one scan's files together (they share batches)."""
         self.root = root
@@ -49,6 +54,9 @@ class DirectorySource(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.processed = 0
+        self.retention = retention
+        self.pruned = 0
+        self._pruned_at = 0.0
 
     def start(self) -> None:
         for folder in (self.root, self.done, self.failed):
@@ -124,4 +132,14 @@ class DirectorySource(Source):
                 _log.warning("cannot move %s: %s", path, error)
             self._seen.pop(path.name, None)
             self.processed += 1
+        if pending or time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+            self.prune()
         return len(pending)
+
+    def prune(self) -> int:
+        """Applies the retention to done/ and failed/; returns how many inputs were removed."""
+        self._pruned_at = time.monotonic()
+        keep_count, keep_hours = self.retention()
+        removed = sum(prune(folder, keep_count, keep_hours * 3600.0) for folder in (self.done, self.failed))
+        self.pruned += removed
+        return removed
