@@ -34,7 +34,10 @@ DEFAULT_DIR = Path(".edgeml/twin")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
-StateDir = Annotated[Path, typer.Option("--dir", help="State directory of the twin (survives down/up).")]
+StateDir = Annotated[
+    Path,
+    typer.Option("--dir", envvar="EDGEML_TWIN_DIR", help="State directory of the twin (survives down/up)."),
+]
 
 
 def register(parent: typer.Typer) -> None:

@@ -218,7 +218,7 @@ class CloudEndpoint:
         while not self._stopping.wait(TICK_EVERY_S):
             try:
                 if callable(tick):
-                    with self._state_lock:
+                    with self._state_lock, _request_context(DEFAULT_REGION, self.endpoint_url):
                         tick()
                 if self._dirty.is_set() and time.monotonic() - self._changed_at >= self._save_every_s:
                     self.save()
