@@ -143,6 +143,21 @@ def test_thing_group_deployment_is_continuous_for_things_that_join_later(twin: T
     assert len(listed) == 4
 
 
+def test_a_parent_group_deployment_reaches_things_in_child_groups(twin: Twin, fleet: str) -> None:
+    twin.iot.create_thing_group(thingGroupName="fleet-eu", parentGroupName="fleet")
+    twin.iot.create_thing_group(thingGroupName="fleet-eu-lab", parentGroupName="fleet-eu")
+    twin.thing("eu1", "fleet-eu")
+    created = _deploy(twin, fleet)
+    assert _status(twin, "eu1") == ["QUEUED"]
+    twin.thing("lab1", "fleet-eu-lab")  # joins a grandchild after the deployment
+    assert [
+        j["jobId"] for j in twin.plane.jobs_data.get_pending_job_executions(thingName="lab1")["queuedJobs"]
+    ] == [created["iotJobId"]]
+    twin.iot.remove_thing_from_thing_group(thingGroupName="fleet-eu", thingName="eu1")
+    twin.plane.tick()
+    assert _status(twin, "eu1") == ["CANCELED"]  # REMOVED, shown as canceled
+
+
 def test_queued_execution_of_a_thing_that_left_the_group_is_removed(twin: Twin, fleet: str) -> None:
     created = _deploy(twin, fleet)
     twin.iot.remove_thing_from_thing_group(thingGroupName="fleet", thingName="dev2")

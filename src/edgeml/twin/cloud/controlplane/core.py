@@ -74,15 +74,39 @@ class Core:
         return next((g for g in backend.thing_groups.values() if g.thing_group_name == name), None)
 
     def group_members(self, region: str, arn: str) -> list[str]:
-        """Things in the group, in the order they were added (moto keeps insertion order)."""
+        """Things in the group and in its child groups, each once, in the order they were added.
+
+        A deployment to a thing group reaches the things of its child groups too: the nucleus counts a
+        device's parent groups as its own (NUC ThingGroupHelper: "adding parent thing groups").
+        """
         group = self.group(region, arn)
         if group is None:
             return []
-        return [thing.thing_name for thing in group.things.values()]
+        groups = self.moto_iot(region).thing_groups.values()
+        members: dict[str, None] = {}
+        pending = [group]
+        seen = {group.arn}
+        while pending:
+            current = pending.pop(0)
+            members.update((thing.thing_name, None) for thing in current.things.values())
+            for child in groups:
+                if child.parent_group_name == current.thing_group_name and child.arn not in seen:
+                    seen.add(child.arn)
+                    pending.append(child)
+        return list(members)
 
     def groups_of_thing(self, region: str, account: str, thing: str) -> list[Any]:
+        """The thing's groups and their ancestors (the groups whose deployments reach it)."""
         arn = f"arn:aws:iot:{region}:{account}:thing/{thing}"
-        return [g for g in self.moto_iot(region).thing_groups.values() if arn in g.things]
+        groups = list(self.moto_iot(region).thing_groups.values())
+        by_name = {g.thing_group_name: g for g in groups}
+        found: dict[str, Any] = {}
+        for group in groups:
+            current = group if arn in group.things else None
+            while current is not None and current.arn not in found:
+                found[current.arn] = current
+                current = by_name.get(current.parent_group_name) if current.parent_group_name else None
+        return list(found.values())
 
     # --- time and membership -------------------------------------------------------------------
     def advance_job(self, job: Job, now: float) -> None:
