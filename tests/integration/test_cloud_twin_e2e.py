@@ -14,6 +14,7 @@ import pytest
 from cloud_twin_harness import ACCOUNT, REGION, client, endpoint_with
 
 from edgeml.twin.cloud.endpoint import CloudEndpoint
+from edgeml.twin.cloud.service import ManualClock
 from edgeml.twin.loopback import wait_for
 
 
@@ -107,3 +108,46 @@ def test_publish_deploy_to_a_thing_group_and_a_device_sees_its_job(twin):
     assert [(e["deploymentId"], e["coreDeviceExecutionStatus"]) for e in effective] == [
         (deployment["deploymentId"], "SUCCEEDED")  # SUCCEEDED for a thing-group target
     ]
+
+
+def test_an_injected_clock_drives_rollout_and_timeout_through_the_endpoint(tmp_path):
+    """ManualClock given to the endpoint: minutes of rollout and an in-progress timeout without waiting."""
+    clock = ManualClock()
+    suffix = uuid.uuid4().hex[:8]
+    with endpoint_with(tmp_path, clock=clock) as endpoint:
+        iot, greengrass, jobs = (
+            client(endpoint, service) for service in ("iot", "greengrassv2", "iot-jobs-data")
+        )
+        group_arn = iot.create_thing_group(thingGroupName=f"clock-{suffix}")["thingGroupArn"]
+        things = [f"clock-{suffix}-{index}" for index in range(5)]
+        for thing in things:
+            iot.create_thing(thingName=thing)
+            iot.add_thing_to_thing_group(thingGroupName=f"clock-{suffix}", thingName=thing)
+        deployment = greengrass.create_deployment(
+            targetArn=group_arn,
+            components={},
+            iotJobConfiguration={
+                "jobExecutionsRolloutConfig": {"maximumPerMinute": 1},
+                "timeoutConfig": {"inProgressTimeoutInMinutes": 1},
+            },
+        )
+        job_id = deployment["iotJobId"]
+
+        def queued() -> int:
+            return int(iot.describe_job(jobId=job_id)["job"]["jobProcessDetails"]["numberOfQueuedThings"])
+
+        assert queued() == 1  # one a minute: only the first minute's thing so far
+        clock.advance(4 * 60)
+        wait_for(lambda: queued() == 5, "four more minutes of rollout to notify every thing", timeout_s=10)
+
+        started = jobs.start_next_pending_job_execution(thingName=things[0])["execution"]
+        assert started["status"] == "IN_PROGRESS"
+        clock.advance(61)
+        wait_for(
+            lambda: (
+                iot.describe_job_execution(jobId=job_id, thingName=things[0])["execution"]["status"]
+                == "TIMED_OUT"
+            ),
+            "the in-progress execution to time out after its minute",
+            timeout_s=10,
+        )
