@@ -68,7 +68,7 @@ def test_one_zip_per_platform_manifest_with_gpu_manifests_first(variants: Path, 
         {"os": "linux", "architecture": "aarch64", "accelerator": "nvidia"},
         {"os": "linux", "architecture": "amd64"},
         {"os": "linux", "architecture": "aarch64"},
-    ]  # no linux-arm manifest: the Runtime has no ONNX Runtime on armv7l and no Neo build for it is here
+    ]  # no linux-arm manifest: com.edgeml.Runtime cannot install on 32-bit ARM
     chosen = {artifact.platform.slot: artifact.variant.target for artifact in packaged.artifacts}
     # Neo's rasp4b build serves aarch64; INT8 serves the other CPUs; GPUs get the float variant.
     assert chosen == {
@@ -77,7 +77,7 @@ def test_one_zip_per_platform_manifest_with_gpu_manifests_first(variants: Path, 
         "linux-amd64": "cpu-int8",
         "linux-aarch64": "rasp4b",
     }
-    with pytest.raises(PackagingError, match=r"--assign linux-arm=cpu-int8: linux-arm has no ONNX Runtime"):
+    with pytest.raises(PackagingError, match=r"--assign linux-arm=cpu-int8: unknown platform"):
         package(_request(variants, tmp_path / "refused", assignments={"linux-arm": "cpu-int8"}))
     assert not (tmp_path / "refused").exists()
 
@@ -189,12 +189,17 @@ def test_missing_variant_file_is_reported(variants: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
+def test_a_32_bit_arm_build_is_refused_naming_the_variant(tmp_path: Path) -> None:
+    with pytest.raises(PackagingError, match=r"^variant rasp3b runs on linux-arm \(32-bit ARM\), where com"):
+        package(_request(variants_dir(tmp_path / "v", neo_target="rasp3b"), tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("neo_target", "expected"),
     [
         ("jetson_nano", {"linux-aarch64-nvidia": "jetson_nano", "linux-aarch64": "cpu-int8"}),
         ("rk3399", {"linux-aarch64-mali": "rk3399", "linux-aarch64": "cpu-int8"}),
-        ("rasp3b", {"linux-arm": "rasp3b", "linux-aarch64-nvidia": "cpu-opt"}),
     ],
 )
 def test_neo_builds_fill_their_platform(tmp_path: Path, neo_target: str, expected: dict[str, str]) -> None:

@@ -11,16 +11,19 @@ import pytest
 import semver
 import yaml
 from edgeml_inference.config import KEYS, AppConfig
+from edgeml_runtime.installer import UnsupportedPlatform, detect_platform
 
 from edgeml.components.errors import GdkConfigInvalid, RecipeInvalid
 from edgeml.components.gdkconfig import load_gdk_config
 from edgeml.components.recipe import Recipe, check_file_size, load_recipe, lower_keys
+from edgeml.twin.device.artifacts import ArtifactError, select_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 PROJECTS = sorted(path.parent for path in (ROOT / "components").glob("*/gdk-config.json"))
-# The nucleus' architecture names -> the Runtime installer's requirements platform.
-ARCH_TO_PLATFORM = {"amd64": "linux-x86_64", "aarch64": "linux-aarch64", "arm": "linux-armv7l"}
+# The nucleus' architecture names -> what `uname -m` says on such a device (the installer's input).
+UNAME_OF_ARCH = {"amd64": "x86_64", "aarch64": "aarch64", "arm": "armv7l"}
+THREE = ("com.edgeml.Runtime", "com.edgeml.Inference", "com.edgeml.model.Digits")
 
 
 def _recipe(name: str) -> dict[str, Any]:
@@ -94,8 +97,6 @@ def test_gdk_config_errors_name_file_and_pointer(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["com.edgeml.Runtime", "com.edgeml.Inference"])
 def test_manifests_per_platform_with_gdk_zip_artifacts(name: str) -> None:
     recipe = _recipe(name)
-    architectures = {m["Platform"]["architecture"] for m in recipe["Manifests"]}
-    assert architectures == {"amd64", "aarch64", "arm"}
     for manifest in recipe["Manifests"]:
         assert manifest["Platform"]["os"] == "linux"
         [artifact] = manifest["Artifacts"]
@@ -113,7 +114,7 @@ def test_runtime_install_uses_every_configuration_key() -> None:
         assert install["RequiresPrivilege"] is False
         for key in keys:
             assert f"{{configuration:/{key}}}" in install["Script"], (manifest["Name"], key)
-        platform = ARCH_TO_PLATFORM[manifest["Platform"]["architecture"]]
+        platform = detect_platform("Linux", UNAME_OF_ARCH[manifest["Platform"]["architecture"]])
         assert f"--platform {platform}" in install["Script"]
         assert (requirements / f"{platform}.txt").is_file()
         assert (
@@ -186,10 +187,8 @@ def test_inference_runs_in_the_runtime_venv_on_this_platforms_model() -> None:
             lifecycle["Setenv"]["MODEL_DIR"]
             == f"{{com.edgeml.model.Digits:artifacts:decompressedPath}}/{name}"
         )
-        # The committed digits recipe is a local compile: no linux-arm manifest (no ONNX Runtime on armv7l);
-        # a Neo build (rasp3b) adds it under the same name.
-        assert model_manifests.get(name, manifest["Platform"]) == manifest["Platform"]
-    assert set(model_manifests) <= {m["Name"] for m in inference["Manifests"]}
+        assert model_manifests[name] == manifest["Platform"]
+    assert set(model_manifests) == {m["Name"] for m in inference["Manifests"]}
     # Greengrass takes the first manifest that matches: GPU manifests come before the plain ones.
     names = [m["Name"] for m in inference["Manifests"]]
     assert names.index("linux-amd64-nvidia") < names.index("linux-amd64")
@@ -215,3 +214,40 @@ def test_gdk_publishes_the_committed_model_project_as_the_committed_recipe_says(
 def test_zip_projects_name_their_zip_after_the_component(name: str) -> None:
     config = json.loads((ROOT / "components" / name / "gdk-config.json").read_text())
     assert config["component"][name]["build"]["options"]["zip_name"] == ""
+
+
+def _selected(name: str, device: dict[str, str]) -> dict[str, Any] | None:
+    try:
+        return select_manifest(_recipe(name), device)  # first match, as the nucleus picks it
+    except ArtifactError:
+        return None
+
+
+def _declared_devices() -> list[dict[str, str]]:
+    """Every platform any of the three recipes declares, plus a 32-bit ARM device."""
+    platforms = [{"os": "linux", "architecture": "arm"}]
+    for name in THREE:
+        for manifest in _recipe(name)["Manifests"]:
+            if manifest["Platform"] not in platforms:
+                platforms.append(dict(manifest["Platform"]))
+    return platforms
+
+
+@pytest.mark.parametrize("device", _declared_devices(), ids=lambda d: "-".join(d.values()))
+def test_the_three_recipes_deploy_together_or_not_at_all(device: dict[str, str]) -> None:
+    runtime, inference, model = (_selected(name, device) for name in THREE)
+    # A platform only one or two of them declare is a deployment that installs and then cannot run.
+    assert (runtime is None) == (inference is None) == (model is None), device
+    if inference is None:
+        # The only platform nobody declares is 32-bit ARM, and the installer refuses it too.
+        assert device["architecture"] == "arm"
+        with pytest.raises(UnsupportedPlatform, match="32-bit ARM is not supported"):
+            detect_platform("Linux", UNAME_OF_ARCH["arm"])
+        return
+    assert runtime is not None and model is not None
+    # The app reads the folder the model component unpacks for the manifest the nucleus picks on this device.
+    expected = f"{{com.edgeml.model.Digits:artifacts:decompressedPath}}/{model['Name']}"
+    assert inference["Lifecycle"]["Setenv"]["MODEL_DIR"] == expected
+    # The Runtime installs this device's requirements (the installer's own uname -m mapping).
+    platform = detect_platform("Linux", UNAME_OF_ARCH[device["architecture"]])
+    assert f"--platform {platform} " in runtime["Lifecycle"]["Install"]["Script"]

@@ -17,12 +17,19 @@ import pytest
 import yaml
 from edgeml_runtime.installer import (
     LOCK_FILE,
+    Interpreter,
     MissingRequirements,
+    UnfitInterpreter,
     UnsupportedPlatform,
+    check_interpreter,
     detect_platform,
     lock_hash,
+    probe_interpreter,
     requirements_file,
+    requirements_needs,
 )
+from packaging.markers import Marker
+from packaging.requirements import Requirement
 
 from edgeml.components.build import build_project
 
@@ -146,7 +153,7 @@ def test_unsupported_platform_is_one_clear_line(project: Path) -> None:
     result = _install(project, "--venv-root", "v", "--platform", "linux-mips")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: unsupported platform linux-mips: supported are linux-aarch64, linux-armv7l, linux-x86_64"
+        "error: unsupported platform linux-mips: supported are linux-aarch64, linux-x86_64"
     ]
     assert not (project / "v").exists()
 
@@ -156,10 +163,9 @@ def test_unsupported_platform_is_one_clear_line(project: Path) -> None:
     [
         ("Linux", "x86_64", "linux-x86_64"),
         ("Linux", "aarch64", "linux-aarch64"),
-        ("Linux", "armv7l", "linux-armv7l"),
     ],
 )
-def test_detects_the_three_platforms(system: str, machine: str, expected: str) -> None:
+def test_detects_the_two_platforms(system: str, machine: str, expected: str) -> None:
     assert detect_platform(system, machine) == expected
 
 
@@ -171,21 +177,111 @@ def test_rejects_other_platforms(system: str, machine: str) -> None:
         detect_platform(system, machine)
 
 
-def test_every_platform_has_pinned_requirements_for_cpu() -> None:
-    for name in ("linux-x86_64", "linux-aarch64", "linux-armv7l"):
-        path = requirements_file(RUNTIME_DIR / "requirements", name, "cpu")
-        pins = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
-        assert pins and all("==" in line for line in pins), path
-    assert (
-        "onnxruntime-gpu=="
-        in requirements_file(RUNTIME_DIR / "requirements", "linux-x86_64", "gpu").read_text()
-    )
-    assert "dlr==" in requirements_file(RUNTIME_DIR / "requirements", "linux-aarch64", "cpu").read_text()
+@pytest.mark.parametrize("machine", ["armv7l", "armv6l"])
+def test_32_bit_arm_is_refused_saying_why(machine: str) -> None:
+    with pytest.raises(UnsupportedPlatform, match=r"32-bit ARM is not supported: PyPI has no armv7l wheels"):
+        detect_platform("Linux", machine)
+    with pytest.raises(UnsupportedPlatform, match=r"linux-armv7l: 32-bit ARM is not supported"):
+        requirements_file(RUNTIME_DIR / "requirements", "linux-armv7l", "cpu")
 
 
-def test_missing_gpu_requirements_names_what_exists() -> None:
-    with pytest.raises(MissingRequirements, match=r"linux-armv7l-gpu.txt.*available: .*linux-x86_64.txt"):
-        requirements_file(RUNTIME_DIR / "requirements", "linux-armv7l", "gpu")
+TOP_LEVEL = {"numpy", "pillow", "awsiotsdk", "awscrt", "stream-manager", "cbor2", "ai-edge-litert"}
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13", "3.14"])
+@pytest.mark.parametrize(
+    ("name", "accelerator", "backends"),
+    [
+        ("linux-x86_64", "cpu", {"onnxruntime"}),
+        ("linux-x86_64", "gpu", {"onnxruntime-gpu"}),
+        ("linux-aarch64", "cpu", {"onnxruntime", "dlr"}),
+        ("linux-aarch64", "gpu", {"onnxruntime", "dlr"}),
+    ],
+)
+def test_every_platform_pins_one_version_of_each_package_per_python(
+    name: str, accelerator: str, backends: set[str], python: str
+) -> None:
+    path = requirements_file(RUNTIME_DIR / "requirements", name, accelerator)
+    needs = requirements_needs(path)
+    assert needs["python"] == [(">=", (3, 10)), ("<", (3, 15))] and needs["glibc"] == [(">=", (2, 28))]
+    environment = {"python_version": python, "python_full_version": f"{python}.0"}
+    pins: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        requirement = Requirement(line)
+        [specifier] = requirement.specifier
+        assert specifier.operator == "==", line
+        if requirement.marker is None or Marker(str(requirement.marker)).evaluate(environment):
+            pins.setdefault(requirement.name, []).append(specifier.version)
+    assert all(len(versions) == 1 for versions in pins.values()), pins
+    assert TOP_LEVEL | backends <= set(pins)
+    if python == "3.10":  # the last releases that install on Python 3.10
+        assert pins["numpy"] == ["2.2.6"] and pins["pillow"][0].startswith("12.")
+
+
+def test_missing_gpu_requirements_names_what_exists(tmp_path: Path) -> None:
+    (tmp_path / "linux-x86_64.txt").write_text("tinypkg==1.0\n")
+    with pytest.raises(MissingRequirements, match=r"linux-aarch64-gpu.txt.*available: linux-x86_64.txt\)"):
+        requirements_file(tmp_path, "linux-aarch64", "gpu")
+
+
+def test_probe_reads_this_interpreter() -> None:
+    found = probe_interpreter(sys.executable)
+    assert found.version == sys.version_info[:2]
+    assert found.glibc is not None and found.glibc == tuple(map(int, platform.libc_ver()[1].split(".")))
+    assert found.has_ensurepip
+
+
+def _requirements(tmp_path: Path) -> Path:
+    path = tmp_path / "linux-x86_64.txt"
+    path.write_text("# requires-python: >=3.10,<3.15\n# requires-glibc: 2.28\ntinypkg==1.0\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("interpreter", "message"),
+    [
+        (
+            Interpreter("/usr/bin/python3", (3, 8), (2, 31), True),
+            "Python 3.8 (/usr/bin/python3) does not fit linux-x86_64.txt, which needs Python >=3.10,<3.15: ",
+        ),
+        (Interpreter("/usr/bin/python3", (3, 15), (2, 40), True), "Python 3.15 (/usr/bin/python3) does not"),
+        (
+            Interpreter("/usr/bin/python3", (3, 10), (2, 27), True),
+            "glibc 2.27 is too old: the wheels pinned in linux-x86_64.txt need glibc >=2.28",
+        ),
+        (
+            Interpreter("/usr/bin/python3", (3, 12), None, True),
+            "/usr/bin/python3 does not run on glibc (musl",
+        ),
+        (
+            Interpreter("/usr/bin/python3", (3, 10), (2, 35), False),
+            "python3-venv is missing (/usr/bin/python3 has no ensurepip, so python3 -m venv fails): "
+            "apt install python3.10-venv",
+        ),
+    ],
+)
+def test_unfit_interpreters_are_named_in_one_line(
+    tmp_path: Path, interpreter: Interpreter, message: str
+) -> None:
+    with pytest.raises(UnfitInterpreter) as raised:
+        check_interpreter(interpreter, _requirements(tmp_path))
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+    check_interpreter(Interpreter("/usr/bin/python3", (3, 10), (2, 35), True), _requirements(tmp_path))
+
+
+def test_a_too_old_python_fails_before_anything_is_created(project: Path) -> None:
+    old = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(old.glob("3.9*/bin/python3")) + sorted(old.glob("3.8*/bin/python3"))
+    if not candidates:
+        pytest.skip(f"no Python 3.8/3.9 under {old}: cannot show the version check on a real interpreter")
+    (project / "reqs" / "linux-x86_64.txt").write_text("# requires-python: >=3.10\ntinypkg==1.0\n")
+    result = _install(project, *_args(project, "--python", str(candidates[0])))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: Python 3.{candidates[0].parts[-3].split('.')[1]} ({candidates[0]}) ")
+    assert not (project / "work").exists()
 
 
 def _nucleus_install_step(

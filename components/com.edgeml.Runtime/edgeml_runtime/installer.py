@@ -5,6 +5,13 @@ the standard library only. Idempotent: the venv holds a lock file with the hash 
 from (requirements file, platform, accelerator, Python version); when that matches, nothing is done.
 When it differs, the old venv is set aside, a new one is built in its place, and the old one is
 restored if the build fails or runs past the timeout.
+
+Before anything is created it checks, on the interpreter that will create the venv, what stock device
+images get wrong: a Python older than the requirements file's `# requires-python:` line, a C library
+older than its `# requires-glibc:` line (the pinned wheels are manylinux ones), and a Python without
+ensurepip (Debian/Ubuntu/JetPack ship it in python3.X-venv), each named in one line.
+Runs on Python 3.10 and newer (JetPack 6, Ubuntu 22.04); the probe it runs in the target interpreter runs
+on any Python 3.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -33,10 +41,27 @@ _MACHINES = {
     "amd64": "linux-x86_64",
     "aarch64": "linux-aarch64",
     "arm64": "linux-aarch64",
-    "armv7l": "linux-armv7l",
-    "armv7": "linux-armv7l",
 }
 SUPPORTED_PLATFORMS = tuple(sorted(set(_MACHINES.values())))
+# 32-bit ARM is refused by name: PyPI has no armv7l wheels of onnxruntime, numpy, Pillow or awscrt.
+_UNSUPPORTED_32BIT_ARM = ("armv7l", "armv7", "armv6l", "armhf", "arm")
+_32BIT_ARM_REASON = (
+    "32-bit ARM is not supported: PyPI has no armv7l wheels of onnxruntime, numpy, Pillow or awscrt; "
+    "install a 64-bit OS (aarch64)"
+)
+
+# What the requirements file asks of the device, in its header comments.
+_REQUIRES = re.compile(r"^#\s*requires-(python|glibc):\s*(.+?)\s*$", re.MULTILINE)
+_CLAUSE = re.compile(r"^(>=|<)\s*(\d+(?:\.\d+)*)$")
+
+# Run in the interpreter that creates the venv (any Python 3): its version, C library and ensurepip.
+_PROBE = (
+    "import importlib.util, json, os, sys\n"
+    "try:\n    libc = os.confstr('CS_GNU_LIBC_VERSION') or ''\n"
+    "except (AttributeError, ValueError, OSError):\n    libc = ''\n"
+    "print(json.dumps({'version': list(sys.version_info[:2]), 'libc': libc,"
+    " 'ensurepip': importlib.util.find_spec('ensurepip') is not None}))\n"
+)
 
 
 class InstallerError(Exception):
@@ -57,6 +82,10 @@ class InstallTimeout(InstallerError):
 
 class InstallFailed(InstallerError):
     """venv or pip exited non-zero."""
+
+
+class UnfitInterpreter(InstallerError):
+    """The interpreter or the OS under it lacks what the requirements need (version, glibc, venv)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +116,8 @@ def detect_platform(system: str | None = None, machine: str | None = None) -> st
     system = (system if system is not None else platform.system()).lower()
     machine = (machine if machine is not None else platform.machine()).lower()
     name = _MACHINES.get(machine) if system == "linux" else None
+    if system == "linux" and machine in _UNSUPPORTED_32BIT_ARM:
+        raise UnsupportedPlatform(f"unsupported platform linux/{machine}: {_32BIT_ARM_REASON}")
     if name is None:
         raise UnsupportedPlatform(
             f"unsupported platform {system}/{machine}: supported are {', '.join(SUPPORTED_PLATFORMS)}"
@@ -96,6 +127,8 @@ def detect_platform(system: str | None = None, machine: str | None = None) -> st
 
 def requirements_file(requirements_dir: Path, platform_name: str, accelerator: str) -> Path:
     """requirements/<platform>.txt for cpu, requirements/<platform>-gpu.txt for gpu."""
+    if platform_name in ("linux-armv7l", "linux-arm"):
+        raise UnsupportedPlatform(f"unsupported platform {platform_name}: {_32BIT_ARM_REASON}")
     if platform_name not in SUPPORTED_PLATFORMS:
         raise UnsupportedPlatform(
             f"unsupported platform {platform_name}: supported are {', '.join(SUPPORTED_PLATFORMS)}"
@@ -115,19 +148,100 @@ def requirements_file(requirements_dir: Path, platform_name: str, accelerator: s
     return path
 
 
-def python_version(python: str) -> str:
-    """major.minor of the interpreter that will create the venv."""
-    if Path(python).resolve() == Path(sys.executable).resolve():
-        return f"{sys.version_info[0]}.{sys.version_info[1]}"
-    completed = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise InstallFailed(f"{python}: cannot run the interpreter to create the venv")
-    return completed.stdout.strip()
+@dataclass(frozen=True)
+class Interpreter:
+    """What the probe found in the interpreter that will create the venv."""
+
+    python: str
+    version: tuple[int, int]
+    glibc: tuple[int, ...] | None  # None: not glibc (musl) or unknown
+    has_ensurepip: bool
+
+    @property
+    def version_text(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+def probe_interpreter(python: str) -> Interpreter:
+    """Runs the probe in `python`; one clear line when it cannot run at all."""
+    try:
+        completed = subprocess.run(
+            [python, "-c", _PROBE], capture_output=True, text=True, check=False, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UnfitInterpreter(f"{python}: cannot run the interpreter to create the venv ({error})") from None
+    try:
+        found = json.loads(completed.stdout)
+        major, minor = (int(part) for part in found["version"])
+    except (ValueError, KeyError, TypeError):
+        raise UnfitInterpreter(f"{python}: cannot run the interpreter to create the venv") from None
+    libc = str(found.get("libc") or "")
+    glibc = _version_tuple(libc.split()[-1]) if libc.startswith("glibc ") else None
+    return Interpreter(python, (major, minor), glibc, bool(found.get("ensurepip")))
+
+
+def _version_tuple(text: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return None
+
+
+def requirements_needs(requirements: Path) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
+    """The `# requires-python:` and `# requires-glibc:` clauses of a requirements file."""
+    needs: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for kind, spec in _REQUIRES.findall(requirements.read_text(encoding="utf-8")):
+        clauses = needs.setdefault(kind, [])
+        for raw in spec.split(","):
+            text = raw.strip()
+            bare = _version_tuple(text)
+            match = _CLAUSE.match(text)
+            if bare is not None:  # "2.28": the least version
+                clauses.append((">=", bare))
+            elif match is not None:
+                version = _version_tuple(match.group(2))
+                assert version is not None  # the pattern admits only digits and dots
+                clauses.append((match.group(1), version))
+            else:
+                raise InstallerError(f"{requirements}: requires-{kind}: cannot read '{text}'")
+    return needs
+
+
+def _fits(version: tuple[int, ...], clauses: list[tuple[str, tuple[int, ...]]]) -> bool:
+    return all(version >= bound if op == ">=" else version < bound for op, bound in clauses)
+
+
+def _text(clauses: list[tuple[str, tuple[int, ...]]]) -> str:
+    return ",".join(op + ".".join(map(str, bound)) for op, bound in clauses)
+
+
+def check_interpreter(interpreter: Interpreter, requirements: Path) -> None:
+    """Python version, glibc and venv support, before anything is created; one line naming the fix."""
+    needs = requirements_needs(requirements)
+    python_needs = needs.get("python", [])
+    if not _fits(interpreter.version, python_needs):
+        raise UnfitInterpreter(
+            f"Python {interpreter.version_text} ({interpreter.python}) does not fit {requirements.name}, "
+            f"which needs Python {_text(python_needs)}: install a supported python3 "
+            "(Ubuntu 22.04 and JetPack 6 ship 3.10) and set it with --python"
+        )
+    glibc_needs = needs.get("glibc", [])
+    if glibc_needs and interpreter.glibc is None:
+        raise UnfitInterpreter(
+            f"{interpreter.python} does not run on glibc (musl or unknown C library): the wheels pinned in "
+            f"{requirements.name} need glibc {_text(glibc_needs)}"
+        )
+    if interpreter.glibc is not None and not _fits(interpreter.glibc, glibc_needs):
+        found = ".".join(map(str, interpreter.glibc))
+        raise UnfitInterpreter(
+            f"glibc {found} is too old: the wheels pinned in {requirements.name} need glibc "
+            f"{_text(glibc_needs)} (Ubuntu 20.04+, Debian 10+, JetPack 5+)"
+        )
+    if not interpreter.has_ensurepip:
+        raise UnfitInterpreter(
+            f"python3-venv is missing ({interpreter.python} has no ensurepip, so python3 -m venv fails): "
+            f"apt install python{interpreter.version_text}-venv"
+        )
 
 
 def lock_hash(requirements: str, platform_name: str, accelerator: str, version: str) -> str:
@@ -201,7 +315,9 @@ def install(request: InstallRequest) -> InstallResult:
     requirements = requirements_file(request.requirements_dir, request.platform, request.accelerator)
     if request.wheelhouse is not None and not request.wheelhouse.is_dir():
         raise InstallerError(f"WheelhouseDir {request.wheelhouse}: no such directory")
-    version = python_version(request.python)
+    interpreter = probe_interpreter(request.python)
+    check_interpreter(interpreter, requirements)
+    version = interpreter.version_text
     digest = lock_hash(
         requirements.read_text(encoding="utf-8"), request.platform, request.accelerator, version
     )

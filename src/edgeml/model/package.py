@@ -89,6 +89,12 @@ def _platforms_for(variant_set: VariantSet) -> list[Platform]:
     platforms = list(DEFAULT_PLATFORMS)
     for variant in variant_set.variants:
         platform = get_target(variant.target).platform
+        if platform is not None and not platform.has_runtime:
+            raise PackagingError(
+                f"variant {variant.target} runs on {platform.slot} (32-bit ARM), where com.edgeml.Runtime "
+                "cannot install (no armv7l wheels of onnxruntime, numpy, Pillow or awscrt on PyPI); "
+                "compile for a 64-bit OS instead (e.g. -t rasp4b)"
+            )
         if platform is not None and platform not in platforms:
             platforms.append(platform)
     # Accelerator manifests first: the nucleus takes the first manifest whose platform matches.

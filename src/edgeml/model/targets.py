@@ -25,6 +25,12 @@ class Platform:
     accelerator: str = "cpu"
 
     @property
+    def has_runtime(self) -> bool:
+        """Whether com.edgeml.Runtime (and so com.edgeml.Inference) has a manifest here. Not on 32-bit ARM:
+        PyPI has no armv7l wheels of onnxruntime, numpy, Pillow or awscrt (docs/device-platforms.md)."""
+        return self.architecture != "arm"
+
+    @property
     def runs_onnx(self) -> bool:
         """Whether com.edgeml.Runtime installs ONNX Runtime here. Not on 32-bit ARM: there are no
         onnxruntime wheels for armv7l, so only DLR (Neo artifacts) runs there."""
@@ -73,7 +79,8 @@ AARCH64_MALI = Platform("linux", "aarch64", "mali")
 
 # The manifests every model component carries when a variant can fill them (GPU ones first: the nucleus
 # takes the first manifest whose platform matches, and only GPU devices declare an accelerator).
-DEFAULT_PLATFORMS: tuple[Platform, ...] = (AMD64_NVIDIA, AARCH64_NVIDIA, AMD64, AARCH64, ARMV7L)
+# No ARMV7L: com.edgeml.Runtime and com.edgeml.Inference declare no linux-arm manifest (has_runtime).
+DEFAULT_PLATFORMS: tuple[Platform, ...] = (AMD64_NVIDIA, AARCH64_NVIDIA, AMD64, AARCH64)
 
 _LOCAL = (
     Target("cpu-fp32", "local", None, "ONNX as exported (ONNX Runtime, any platform)"),
