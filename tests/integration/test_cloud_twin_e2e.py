@@ -151,3 +151,29 @@ def test_an_injected_clock_drives_rollout_and_timeout_through_the_endpoint(tmp_p
             "the in-progress execution to time out after its minute",
             timeout_s=10,
         )
+
+
+def test_a_nucleus_health_publish_through_iot_data_makes_a_core_device(twin):
+    thing = f"health-{uuid.uuid4().hex[:8]}"
+    client(twin, "iot").create_thing(thingName=thing)
+    health = {
+        "thing": thing,
+        "ggcVersion": "2.14.0",
+        "platform": "linux",
+        "architecture": "amd64",
+        "runtime": "aws_nucleus_classic",
+        "overallDeviceStatus": "HEALTHY",
+        "timestamp": 1_767_225_600_000,
+        "messageType": "COMPLETE",
+        "components": [],
+    }
+    client(twin, "iot-data").publish(
+        topic=f"$aws/things/{thing}/greengrassv2/health/json", qos=1, payload=json.dumps(health).encode()
+    )
+    device = client(twin, "greengrassv2").get_core_device(coreDeviceThingName=thing)
+    assert (device["coreVersion"], device["platform"], device["architecture"], device["status"]) == (
+        "2.14.0",
+        "linux",
+        "amd64",
+        "HEALTHY",
+    )
