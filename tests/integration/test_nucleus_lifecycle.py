@@ -111,7 +111,7 @@ def test_lifecycle_java_startup_timeout_is_errored_with_startup_timeout(tmp_path
 
 
 def test_generic_external_service_java_skipif_onpath_and_exists(tmp_path: Path) -> None:
-    """NUC lifecyclemanager/GenericExternalService.shouldSkip: `onpath <cmd>` / `exists <path>`, `!` negates."""
+    """NUC lifecyclemanager/GenericExternalService.shouldSkip: `onpath <cmd>`, `exists <path>`, `!`."""
     name = unique("com.example.Skip")
     lifecycle = {
         "Install": {"Skipif": "onpath sh", "Script": "echo install-ran"},

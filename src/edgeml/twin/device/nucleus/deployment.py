@@ -337,7 +337,7 @@ class DeploymentTask:
                     continue
                 if service.state == "BROKEN" and service.last_state_change >= merge_time:
                     return name, service.spec.owner or None
-                if service.state not in ("RUNNING", "FINISHED"):
+                if not service.reached_desired() or service.state not in ("RUNNING", "FINISHED"):
                     waiting = True
             if not waiting:
                 return None

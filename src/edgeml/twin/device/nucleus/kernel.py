@@ -58,6 +58,7 @@ class Kernel(ServiceHost):
         self.configs: dict[str, Topics] = {}
         self.lock = threading.RLock()
         self._logs: dict[str, ComponentLog] = {}
+        self._logs_lock = threading.Lock()  # never the kernel lock: lifecycle threads log while apply() waits
         self.ipc = IpcServer(
             paths.root / "ipc.socket" if len(str(paths.root / "ipc.socket")) < 100 else None,
             iot_data_endpoint_url=endpoint_url,
@@ -112,7 +113,7 @@ class Kernel(ServiceHost):
         return self.paths.work_path(name)
 
     def log(self, name: str) -> ComponentLog:
-        with self.lock:
+        with self._logs_lock:
             found = self._logs.get(name)
             if found is None:
                 found = ComponentLog(self.paths.log_path(name), name)

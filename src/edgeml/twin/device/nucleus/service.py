@@ -138,6 +138,11 @@ class Service:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
+    def reached_desired(self) -> bool:
+        """Lifecycle.reachedDesiredState: nothing left on the desired path."""
+        with self._cond:
+            return not self._desired or all(state == self.state for state in self._desired)
+
     def wait_state(self, states: tuple[str, ...], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._cond:
