@@ -58,7 +58,8 @@ def test_dependency_resolver_java_conflict_across_two_groups_fails_with_no_state
         assert outcome.message == (
             "No local or cloud component version satisfies the requirements Check whether the version "
             "constraints conflict and that the component exists in your AWS account with a version that "
-            "matches the version constraints. If the version constraints conflict, revise deployments to resolve the conflict. "
+            "matches the version constraints. If the version constraints conflict, revise deployments to "
+            "resolve the conflict. "
             f"Component {name} version constraints: thinggroup/{first} requires =1.0.0, "
             f"thinggroup/{second} requires =1.0.1."
         )
