@@ -9,15 +9,16 @@ CDK_VERSION="2.1148.1"
 home="${EDGEML_CDK_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/edgeml/aws-cdk-$CDK_VERSION}"
 cdk="$home/node_modules/.bin/cdk"
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20,21,22
-export NODE_NO_WARNINGS=1 CDK_DISABLE_VERSION_CHECK=1 CDK_CLI_NOTICES=false
+export NODE_NO_WARNINGS=1 CDK_DISABLE_VERSION_CHECK=1
 if [ ! -x "$cdk" ]; then
   command -v npm >/dev/null || { echo "error: npm is not installed (needed for the aws-cdk CLI)" >&2; exit 1; }
   mkdir -p "$(dirname "$home")"
   staging="$(mktemp -d "$home.staging.XXXXXX")"
   trap 'rm -rf "$staging"' EXIT
   echo "installing aws-cdk@$CDK_VERSION into $home" >&2
+  # Offline, fail within a minute instead of npm's default retries.
   npm install --prefix "$staging" --no-audit --no-fund --no-update-notifier --loglevel=error \
-    "aws-cdk@$CDK_VERSION" >&2
+    --fetch-retries=1 --fetch-timeout=30000 "aws-cdk@$CDK_VERSION" >&2
   [ -d "$home" ] || mv "$staging" "$home"
 fi
 if [ $# -eq 0 ]; then
