@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from edgeml_inference.__main__ import open_streams
 from edgeml_inference.app import InferenceApp
@@ -20,6 +21,7 @@ from edgeml_inference.config import AppConfig
 from edgeml_inference.ipc import SdkIpcClient
 from inference_rig import COMPONENT, THING, Rig, connect_ipc, holdout, png, wait_for, write_model_dir
 
+from edgeml.twin.cloud.motoserver import MotoServer
 from edgeml.twin.loopback import free_port
 
 
@@ -186,3 +188,59 @@ def test_a_replaced_second_stage_model_is_closed(short_root: Path, monkeypatch: 
         x, _ = holdout()
         result = device.app.submit(png(x[0])).result(5)
         assert result.escalation is not None and result.escalation["status"] == "ok"
+
+
+# item 8: live configuration keys applied, not only accepted
+
+
+def test_capture_turned_on_live_exports_to_s3(
+    aws: MotoServer, short_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = f"edgeml-live-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    with in_process(short_root, monkeypatch, ConfidenceThreshold=1.0, CaptureSampleRate=1.0) as device:
+        assert device.app.config.capture_bucket == ""
+        configuration = {**device.rig.configuration, "CaptureBucket": bucket}
+        assert device.rig.ipc.push_configuration_update(COMPONENT, configuration).accepted
+        wait_for(lambda: device.app.config.capture_bucket == bucket, what="CaptureBucket applied")
+        x, _ = holdout()
+        result = device.app.submit(png(x[0])).result(5)
+
+        def keys() -> list[str]:
+            listing = boto3.client("s3").list_objects_v2(Bucket=bucket)
+            return [item["Key"] for item in listing.get("Contents", [])]
+
+        exported = wait_for(keys, what="the capture in S3")
+        assert exported[0].endswith(f"{result.request_id}.png")
+
+
+def test_stream_keys_and_queue_size_apply_live(device: InProcess) -> None:
+    configuration = {
+        **device.rig.configuration,
+        "ResultStream": "EdgemlResultsV2",
+        "ResultKinesisStream": "edgeml-results-v2",
+        "SinkQueueSize": 77,
+    }
+    assert device.rig.ipc.push_configuration_update(COMPONENT, configuration).accepted
+    wait_for(lambda: device.app.config.result_stream == "EdgemlResultsV2", what="applied")
+    x, _ = holdout()
+    result = device.app.submit(png(x[0])).result(5)
+    messages = wait_for(lambda: device.rig.read_stream("EdgemlResultsV2", 1, 1000), what="the new stream")
+    assert json.loads(messages[0])["request_id"] == result.request_id
+    description = device.streams.describe_message_stream("EdgemlResultsV2")
+    [kinesis] = description.definition.export_definition.kinesis
+    assert kinesis.kinesis_stream_name == "edgeml-results-v2"
+    assert {sink.max_queue for sink in device.app.result_sinks} == {77}
+
+
+def test_intra_op_threads_reopens_the_model_live(device: InProcess) -> None:
+    def threads() -> int:
+        session = device.app.models.current.backend.session  # type: ignore[attr-defined]
+        return int(session.get_session_options().intra_op_num_threads)
+
+    assert threads() == 1
+    configuration = {**device.rig.configuration, "IntraOpThreads": 2}
+    assert device.rig.ipc.push_configuration_update(COMPONENT, configuration).accepted
+    wait_for(lambda: threads() == 2, what="the model reopened with 2 threads")
+    x, _ = holdout()
+    assert device.app.submit(png(x[0])).result(5).ok

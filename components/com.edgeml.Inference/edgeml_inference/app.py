@@ -86,13 +86,7 @@ class InferenceApp:
             self.escalation_sink = AsyncSink(
                 IpcTopicSink(ipc, lambda: self.config.escalation_topic), queue_size
             )
-        if streams is not None:
-            if config.result_stream:
-                self.result_sinks.append(AsyncSink(StreamSink(streams, config.result_stream), queue_size))
-            if config.health_stream:
-                self.health_sinks.append(AsyncSink(StreamSink(streams, config.health_stream), 64))
-            if config.capture_stream:
-                self.capture_sink = AsyncSink(StreamSink(streams, config.capture_stream), 256)
+        self._add_stream_sinks(config)
         self.capture = LowConfidenceCapture(lambda: self.config, self._export_capture, device)
         self._capture_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture")
         self._capture_backlog = threading.Semaphore(CAPTURE_BACKLOG)
@@ -164,6 +158,32 @@ class InferenceApp:
 
     # configuration
 
+    def _add_stream_sinks(self, config: AppConfig) -> None:
+        """The result, health and capture stream sinks of `config` (nothing without Stream Manager)."""
+        if self.streams is None:
+            return
+        if config.result_stream:
+            sink = AsyncSink(StreamSink(self.streams, config.result_stream), config.sink_queue_size)
+            self.result_sinks = [*self.result_sinks, sink]
+        if config.health_stream:
+            health = AsyncSink(StreamSink(self.streams, config.health_stream), 64)
+            self.health_sinks = [*self.health_sinks, health]
+        if config.capture_stream:
+            self.capture_sink = AsyncSink(StreamSink(self.streams, config.capture_stream), 256)
+
+    def _replace_stream_sinks(self, new: AppConfig) -> None:
+        """Live stream keys: the streams of `new` created or updated, its sinks in, the old ones flushed."""
+        assert self.streams is not None
+        ensure_streams(self.streams, self._stream_specs(new))
+        old = [sink for sink in [*self.result_sinks, *self.health_sinks] if isinstance(sink.sink, StreamSink)]
+        old_capture = self.capture_sink
+        self.result_sinks = [sink for sink in self.result_sinks if not isinstance(sink.sink, StreamSink)]
+        self.health_sinks = [sink for sink in self.health_sinks if not isinstance(sink.sink, StreamSink)]
+        self.capture_sink = None
+        self._add_stream_sinks(new)
+        for sink in [*old, *([old_capture] if old_capture is not None else [])]:
+            sink.close()
+
     def _limits(self) -> tuple[int, float]:
         config = self.config
         if config.mode == "continuous":
@@ -206,11 +226,22 @@ class InferenceApp:
                 source.stop()
             self.sources.clear()
             self._start_sources(new)
-        if (old.model_root(), old.execution_providers) != (new.model_root(), new.execution_providers):
+        if self.streams is not None and self._stream_specs(old) != self._stream_specs(new):
+            self._replace_stream_sinks(new)
+        if old.sink_queue_size != new.sink_queue_size:
+            for sink in [*self.result_sinks, *([self.escalation_sink] if self.escalation_sink else [])]:
+                sink.resize(new.sink_queue_size)
+        if self._model_options(old) != self._model_options(new):
             self.swapper.check("configuration")
-        if old.escalation_model_directory != new.escalation_model_directory:
+        if old.escalation_model_directory != new.escalation_model_directory or (
+            new.escalation_model_directory and self._model_options(old)[1:] != self._model_options(new)[1:]
+        ):
             self._replace_second(self._load_second(new))
         self.publish_event({"event": "configuration_applied"})
+
+    @staticmethod
+    def _model_options(config: AppConfig) -> tuple[str, tuple[str, ...], int]:
+        return config.model_root(), config.execution_providers, config.intra_op_threads
 
     def _replace_second(self, model: LoadedModel | None) -> None:
         """Puts `model` in as the second stage and closes the one it replaces (none is mid-run: the
@@ -256,7 +287,8 @@ class InferenceApp:
             StreamSpec(
                 config.result_stream, config.stream_max_bytes, kinesis_stream=config.result_kinesis_stream
             ),
-            StreamSpec(config.capture_stream, config.stream_max_bytes, s3_export=bool(config.capture_bucket)),
+            # always with its S3 export executor: the bucket is named per task, so CaptureBucket applies live
+            StreamSpec(config.capture_stream, config.stream_max_bytes, s3_export=True),
             StreamSpec(config.health_stream, min(config.stream_max_bytes, 16 * 1024 * 1024)),
         ]
 

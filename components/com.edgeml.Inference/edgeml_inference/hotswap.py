@@ -1,6 +1,7 @@
 """Model hot swap: load the new model beside the old one, verify, warm up, switch under the batch lock.
 
-Triggers: a ModelDirectory change in the configuration, a model component update (PostComponentUpdateEvent),
+Triggers: a ModelDirectory, ExecutionProviders or IntraOpThreads change in the configuration (the same
+folder is reopened with the new runtime options), a model component update (PostComponentUpdateEvent),
 or a newer version appearing under ModelDirectory (polled every ModelPollS). A PreComponentUpdateEvent is
 answered only once the in-flight batch has ended. Any failure keeps the old model serving and emits a
 `model_swap_failed` health event (health topic and stream). It does not report ERRORED: a nucleus stops and
@@ -42,7 +43,9 @@ class ModelSwapper:
         self.on_swapped = on_swapped
         self.loader = loader
         self._swap_lock = threading.Lock()
-        self._failed: tuple[str, float] | None = None
+        self._failed: tuple[str, float, tuple[tuple[str, ...], int]] | None = None
+        # the runtime options the serving model was opened with: a change reopens it (live configuration)
+        self.options = self._options_of(config())
         self.swaps = 0
         self.failures = 0
 
@@ -66,19 +69,25 @@ class ModelSwapper:
                 if reason != "poll" and root and Path(root).resolve() != current.directory.resolve():
                     return self._fail(Path(root), reason, f"no metadata.json under {root}")
                 return False
-            if directory.resolve() == current.directory.resolve() and not self._changed(directory, current):
+            config = self.config()
+            options = self._options_of(config)
+            if (
+                directory.resolve() == current.directory.resolve()
+                and not self._changed(directory, current)
+                and options == self.options
+            ):
                 return False
             stamp = _stamp(directory)
-            if self._failed == (str(directory), stamp) and reason == "poll":
+            if self._failed == (str(directory), stamp, options) and reason == "poll":
                 return False
-            config = self.config()
             try:
                 new = self.loader(directory, config.execution_providers, config.intra_op_threads)
             except Exception as error:
-                self._failed = (str(directory), stamp)
+                self._failed = (str(directory), stamp, options)
                 return self._fail(directory, reason, str(error))
             old = self.holder.swap(new)
             self._failed = None
+            self.options = options
             self.swaps += 1
             _log.info("model swapped (%s): %s -> %s", reason, old.directory, new.directory)
             self.on_swapped(new)
@@ -91,6 +100,10 @@ class ModelSwapper:
                 }
             )
             return True
+
+    @staticmethod
+    def _options_of(config: AppConfig) -> tuple[tuple[str, ...], int]:
+        return config.execution_providers, config.intra_op_threads
 
     @staticmethod
     def _changed(directory: Path, current: LoadedModel) -> bool:

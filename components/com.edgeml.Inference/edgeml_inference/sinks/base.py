@@ -52,6 +52,7 @@ class AsyncSink:
         self.name = sink.name
         self.max_queue = max_queue
         self.flush_s = flush_s
+        self._wake_at = wake_at
         self.wake_at = min(wake_at, max_queue)
         self._pending: deque[Message] = deque()
         self._queued = 0  # messages to send in `_pending` (a batch counts its length)
@@ -87,6 +88,11 @@ class AsyncSink:
         if self._sleeping or queued >= self.wake_at:
             self._wake.set()
         return kept
+
+    def resize(self, max_queue: int) -> None:
+        """A new buffer size (SinkQueueSize applied live); if smaller, the next offer drops the oldest."""
+        self.max_queue = max_queue
+        self.wake_at = min(self._wake_at, max_queue)
 
     def _take(self) -> Message | None:
         with self._count_lock:
