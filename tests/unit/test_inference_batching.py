@@ -19,7 +19,7 @@ from edgeml_inference.pipeline import Pipeline, Request
 from edgeml_inference.postprocess import Prediction
 from edgeml_inference.results import InferenceResult, ResultBatch, encode_results, error_result
 from edgeml_inference.sinks.base import AsyncSink, Sink
-from inference_kit import FakeIpc, bare_predictions, holdout, write_model_dir
+from inference_kit import FakeIpc, bare_predictions, holdout, png, write_model_dir
 
 
 def test_batch_encoding_equals_the_json_of_each_result() -> None:
@@ -125,3 +125,31 @@ def test_every_result_of_a_microbatch_reaches_both_ipc_sinks_once(model_dir: Pat
     assert sorted(json.loads(payload)["request_id"] for _, payload, _ in ipc.iot_core) == ids
     by_id = {message["request_id"]: message for message in published}
     assert all(by_id[result.request_id] == result.to_dict() for result in answered)
+
+
+def test_inputs_decoded_on_the_source_thread_are_decoded_again_after_a_swap(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    x, _ = holdout()
+    first = load_model(model_dir)
+    holder = ModelHolder(first)
+    config = AppConfig()
+    pipeline = Pipeline(holder, lambda: config, HealthMonitor(first.metadata.baseline, ()))
+    early, broken = Request(png(x[0]), "test"), Request(b"\x89PNG broken", "test")
+    pipeline.prepare(early)
+    pipeline.prepare(broken)
+    assert early.prepared_by is first and isinstance(early.prepared, np.ndarray)
+    assert pipeline.process([broken])[0].reason == "corrupt_image"
+    # the next model reads RGB images: the digits model's 1-channel input no longer fits what it decodes
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metadata["preprocessing"] = {
+        **metadata["preprocessing"],
+        "color": "RGB",
+        "mean": [0, 0, 0],
+        "std": [1, 1, 1],
+    }
+    second_dir = write_model_dir(tmp_path / "rgb")
+    (second_dir / "metadata.json").write_text(json.dumps(metadata))
+    holder.swap(load_model(second_dir))
+    (answer,) = pipeline.process([early])
+    assert answer.reason == "wrong_shape"  # decoded again, by the model now in service

@@ -50,6 +50,10 @@ class Request:
     request_id: str = field(default_factory=new_request_id)
     received: float = field(default_factory=time.perf_counter)
     future: Future[InferenceResult] = field(default_factory=Future)
+    # Pre-processed by the submitting thread (Pipeline.prepare) for `prepared_by`, the model then in service:
+    # the tensor, or the BadInput it raised.
+    prepared_by: LoadedModel | None = None
+    prepared: np.ndarray | BadInput | None = None
 
 
 class Pipeline:
@@ -93,23 +97,49 @@ class Pipeline:
         self._finish(requests, results)
         return results
 
+    @staticmethod
+    def _checks_each(model: LoadedModel) -> bool:
+        # A batch that is stacked anyway is checked for NaN/infinity in one pass after stacking (a per-sample
+        # check cost more than a small model's run); a fixed batch-1 model checks each sample as before.
+        return model.backend.fixed_batch == 1 or not model.preprocess.defers_finite_check
+
+    @staticmethod
+    def _preprocess(model: LoadedModel, request: Request, config: AppConfig, check_each: bool) -> np.ndarray:
+        size = payload_size(request.payload)
+        if size > config.max_payload_bytes:
+            raise BadInput("payload_too_large", f"{size} bytes > MaxPayloadBytes {config.max_payload_bytes}")
+        return model.preprocess(request.payload, check_each)
+
+    def prepare(self, request: Request) -> None:
+        """Decodes an encoded payload on the calling (source) thread, for the model in service now, so the
+        decoding of the next input overlaps the batcher's run of the current one (Pillow and the runtimes
+        release the GIL). A model swapped in meanwhile re-does it; unexpected failures are left to
+        `_answer`."""
+        if not isinstance(request.payload, bytes):
+            return
+        model = self.models.current
+        try:
+            request.prepared = self._preprocess(model, request, self.config(), self._checks_each(model))
+        except BadInput as error:
+            request.prepared = error
+        except Exception:  # reported by _answer, which runs it again
+            return
+        request.prepared_by = model
+
     def _answer(
         self, model: LoadedModel, requests: list[Request], config: AppConfig
     ) -> list[InferenceResult]:
         results: list[InferenceResult | None] = [None] * len(requests)
         tensors: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
-        # A batch that is stacked anyway is checked for NaN/infinity in one pass after stacking (a per-sample
-        # check cost more than a small model's run); a fixed batch-1 model checks each sample as before.
-        check_each = model.backend.fixed_batch == 1 or not model.preprocess.defers_finite_check
+        check_each = self._checks_each(model)
         for position, request in enumerate(requests):
             try:
-                size = payload_size(request.payload)
-                if size > config.max_payload_bytes:
-                    raise BadInput(
-                        "payload_too_large",
-                        f"{size} bytes > MaxPayloadBytes {config.max_payload_bytes}",
-                    )
-                tensor = model.preprocess(request.payload, check_each)
+                prepared = request.prepared if request.prepared_by is model else None
+                if isinstance(prepared, BadInput):
+                    raise prepared
+                if prepared is None:
+                    prepared = self._preprocess(model, request, config, check_each)
+                tensor = prepared
                 tensors.setdefault(tensor.shape, []).append((position, tensor))
             except BadInput as error:
                 results[position] = self._error(model, request, error.reason, error.detail)
@@ -260,14 +290,19 @@ class Batcher:
             finally:
                 self._busy.release()
             return request.future
+        self.pipeline.prepare(request)
         self._enqueue([request])
         return request.future
 
     def submit_group(self, items: Sequence[tuple[Payload, str]]) -> list[Future[InferenceResult]]:
         """Queues inputs that arrived together (one directory scan) to be batched together, up to MaxBatch."""
         requests = [Request(payload, source) for payload, source in items]
-        if requests:
-            self._enqueue(requests)
+        max_batch = max(1, self.limits()[0])
+        for start in range(0, len(requests), max_batch):  # each batch queued once decoded: the worker runs
+            chunk = requests[start : start + max_batch]  # one batch while the next is being decoded
+            for request in chunk:
+                self.pipeline.prepare(request)
+            self._enqueue(chunk)
         return [request.future for request in requests]
 
     def _enqueue(self, requests: list[Request]) -> None:
