@@ -70,12 +70,22 @@ class Twin:
         return str(out["arn"])
 
 
+_CLIENTS: dict[str, Any] = {}
+
+
+def _client(service: str) -> Any:
+    """One boto3 client per service for all tests (making one costs ~0.3 s; moto's mock intercepts any
+    client made after moto was imported, and every `mock_aws()` starts from empty backends)."""
+    if service not in _CLIENTS:
+        _CLIENTS[service] = boto3.client(service, region_name=REGION)
+    return _CLIENTS[service]
+
+
 def started_twin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Twin]:
     """For a test module's `twin` fixture: moto's mock in-process (no sockets), a fresh plane in tmp_path."""
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
+        s3, iot = _client("s3"), _client("iot")
         s3.create_bucket(Bucket=BUCKET)
-        iot = boto3.client("iot", region_name=REGION)
         clock = ManualClock()
         yield Twin(ControlPlane(tmp_path, clock, moto_iot), clock, tmp_path, s3, iot)
