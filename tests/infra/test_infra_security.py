@@ -250,8 +250,8 @@ def test_each_health_metric_has_a_rule_with_its_sql_metric_actions_and_the_error
         assert [
             (a["MetricNamespace"], a["MetricName"], a["MetricValue"], a["MetricUnit"]) for a in actions
         ] == [
-            (namespace, metric.name, "${value}", metric.unit),
-            (namespace, f"{metric.name}/${{thing}}", "${value}", metric.unit),
+            (namespace, metric.name, "${" + metric.field + "}", metric.unit),
+            (namespace, f"{metric.name}/${{topic(2)}}", "${" + metric.field + "}", metric.unit),
         ]
         assert all(a["RoleArn"] == {"Fn::GetAtt": [role, "Arn"]} for a in actions)
         assert payload["ErrorAction"] == {

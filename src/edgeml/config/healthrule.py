@@ -2,11 +2,14 @@
 
 The inference app publishes each health record (edgeml_inference/app.py `publish_health`, fields from
 edgeml_inference/health.py `HealthMonitor.snapshot`) to AWS IoT Core on `edgeml/<thing>/inference/health`.
-One rule per metric selects the field as `value` and the thing name from the topic (topic(2): the core
-device's IoT policy lets a device publish only under its own name, so `thing` cannot be forged), and
-puts two CloudWatch datapoints: the fleet metric `<Metric>` (what the alarms watch) and the per-device
-metric `<Metric>/<thing>` (what a rollout gate reads for the devices of a ring). The IoT CloudWatch
-metric action has no dimensions (botocore iot `CloudwatchMetricAction`), hence the name suffix.
+One rule per metric puts two CloudWatch datapoints of the record's field: the fleet metric `<Metric>`
+(what the alarms watch) and the per-device metric `<Metric>/<thing>` (what a rollout gate reads for
+the devices of a ring), the thing name being topic(2) (the core device's IoT policy lets a device publish
+only under its own name, so it cannot be forged). The actions' substitution templates name the field
+and topic(2) themselves: they are evaluated against the original payload and cannot see SELECT's AS
+aliases (IoT DG iot-substitution-templates); the SELECT list only documents what a rule reads.
+The IoT CloudWatch metric action has no dimensions (botocore iot `CloudwatchMetricAction`), hence the
+name suffix.
 
 `WHERE ... AND <field> >= 0` drops records whose field is null (no request in the window, no baseline for
 drift): an IoT SQL comparison with Null is Undefined, which WHERE treats as false. `kind = 'health'`
@@ -82,8 +85,11 @@ def health_rules(rule_prefix: str, namespace: str, per_device: bool = True) -> t
     """The rules for a deployment: names `<rule_prefix>_<metric>`, metrics in `namespace`."""
     rules = []
     for metric in HEALTH_METRICS:
-        actions = [MetricAction(namespace, metric.name, "${value}", metric.unit)]
+        # Substitution templates are evaluated against the original payload, never SELECT's AS aliases
+        # (IOTDG iot-substitution-templates), hence the field and topic(2) here rather than value/thing.
+        value = "${" + metric.field + "}"
+        actions = [MetricAction(namespace, metric.name, value, metric.unit)]
         if per_device:
-            actions.append(MetricAction(namespace, metric.device_metric("${thing}"), "${value}", metric.unit))
+            actions.append(MetricAction(namespace, metric.device_metric("${topic(2)}"), value, metric.unit))
         rules.append(HealthRule(f"{rule_prefix}_{metric.rule_suffix}", rule_sql(metric), tuple(actions)))
     return tuple(rules)
