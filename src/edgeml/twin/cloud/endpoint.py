@@ -31,6 +31,7 @@ from edgeml.twin.cloud.dispatch import DEFAULT_REGION, is_greengrass_v2, signing
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
 from edgeml.twin.cloud.persistence import load_moto_state, save_moto_state
 from edgeml.twin.cloud.protocol import Request, Response, RestJsonService
+from edgeml.twin.cloud.rules import TopicRuleEngine
 from edgeml.twin.cloud.service import Clock, SystemClock
 
 LOG = logging.getLogger(__name__)
@@ -149,6 +150,8 @@ class CloudEndpoint:
         self._greengrass: RestJsonService | None = None
         self._jobs_data: RestJsonService | None = None
         self._iot_jobs: RestJsonService | None = None
+        # The IoT topic rules moto stores, run on each iot-data Publish (edgeml.twin.cloud.rules; issue 12).
+        self.topic_rules = TopicRuleEngine(self._clock)
         self.endpoint_url = ""
 
     # -- life cycle -------------------------------------------------------------------------------------
@@ -344,6 +347,10 @@ class CloudEndpoint:
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["wsgi.input_terminated"] = False
+        try:  # topic rules (issue 12): a rule that fails is recorded in topic_rules.failures, never the publish
+            self.topic_rules.on_publish(unquote(raw_topic), body, region)
+        except Exception:
+            LOG.exception("the topic rules failed on a publish to %s", unquote(raw_topic))
         if self.control_plane is None:
             return
         try:

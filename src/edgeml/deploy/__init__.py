@@ -1,0 +1,1 @@
+"""Staged fleet rollouts gated on model health, with fleet rollback (`edgeml deploy ...`)."""
