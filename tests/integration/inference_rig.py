@@ -74,6 +74,7 @@ class Rig:
             {
                 "ModelDirectory": str(self.model_root),
                 "InputDirectory": str(self.work / "input"),
+                "CaptureDirectory": str(self.work / "capture"),  # an in-process app's cwd is not work/
                 "HttpPort": 0,
                 "HealthIntervalS": 3600,
                 "ModelPollS": 0,

@@ -244,3 +244,35 @@ def test_intra_op_threads_reopens_the_model_live(device: InProcess) -> None:
     wait_for(lambda: threads() == 2, what="the model reopened with 2 threads")
     x, _ = holdout()
     assert device.app.submit(png(x[0])).result(5).ok
+
+
+# item 9: captures deleted once Stream Manager reports them in S3; the budget is a ceiling
+
+
+def test_exported_captures_are_deleted_so_capture_goes_on_past_the_budget(
+    aws: MotoServer, short_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = f"edgeml-cap-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    x, _ = holdout()
+    budget = 2 * len(png(x[0]))  # room for two captures waiting for export
+    with in_process(
+        short_root,
+        monkeypatch,
+        ConfidenceThreshold=1.0,
+        CaptureSampleRate=1.0,
+        CaptureBucket=bucket,
+        CaptureDiskBudgetBytes=budget,
+    ) as device:
+
+        def keys() -> list[str]:
+            listing = boto3.client("s3").list_objects_v2(Bucket=bucket)
+            return [item["Key"] for item in listing.get("Contents", [])]
+
+        folder = device.rig.work / "capture"
+        for index in range(5):
+            device.app.submit(png(x[index])).result(5)
+            wait_for(lambda n=index + 1: len(keys()) >= n, what=f"capture {index + 1} in S3")
+            wait_for(lambda: not any(folder.glob("*.png")), what="the exported file deleted")
+        assert device.app.capture.over_budget == 0
+        assert device.app.capture.captured == 5 and device.app.capture.exported_removed == 5

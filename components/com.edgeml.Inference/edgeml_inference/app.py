@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml_inference.capture import LowConfidenceCapture
+from edgeml_inference.capture_cleanup import ExportedCaptureCleaner, status_stream_of
 from edgeml_inference.config import AppConfig
 from edgeml_inference.escalation import Escalator
 from edgeml_inference.exceptions import ConfigInvalid, InferenceAppError
@@ -90,6 +91,10 @@ class InferenceApp:
         self.capture = LowConfidenceCapture(lambda: self.config, self._export_capture, device)
         self._capture_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture")
         self._capture_backlog = threading.Semaphore(CAPTURE_BACKLOG)
+        self.capture_cleaner: ExportedCaptureCleaner | None = None
+        if streams is not None:
+            status_stream = lambda: status_stream_of(self.config.capture_stream)  # noqa: E731
+            self.capture_cleaner = ExportedCaptureCleaner(streams, status_stream, self.capture)
         self.escalator = Escalator(lambda: self.config, self._forward_escalation, lambda: self.second_model)
         self.pipeline = Pipeline(
             self.models,
@@ -122,6 +127,8 @@ class InferenceApp:
             self.ipc.subscribe_to_validate_configuration_updates(self._on_validate)
             self.ipc.subscribe_to_configuration_update(self._on_configuration_update)
             self.ipc.subscribe_to_component_updates(self._on_pre_update, self._on_post_update)
+        if self.capture_cleaner is not None:
+            self.capture_cleaner.start()
         self._spawn(self._health_loop, "health")
         self._spawn(self._model_poll_loop, "model-poll")
         meta = self.models.current.metadata
@@ -135,6 +142,8 @@ class InferenceApp:
         self.sources.clear()
         self.batcher.stop()
         self._capture_pool.shutdown(wait=True)
+        if self.capture_cleaner is not None:
+            self.capture_cleaner.stop()
         self.publish_health()
         for sink in [*self.result_sinks, *self.health_sinks]:
             sink.close()
@@ -287,8 +296,14 @@ class InferenceApp:
             StreamSpec(
                 config.result_stream, config.stream_max_bytes, kinesis_stream=config.result_kinesis_stream
             ),
-            # always with its S3 export executor: the bucket is named per task, so CaptureBucket applies live
-            StreamSpec(config.capture_stream, config.stream_max_bytes, s3_export=True),
+            # always with its S3 export executor: the bucket is named per task, so CaptureBucket applies live;
+            # its status stream tells which captured files are in S3 and can go
+            StreamSpec(
+                config.capture_stream,
+                config.stream_max_bytes,
+                s3_export=True,
+                status_stream=status_stream_of(config.capture_stream),
+            ),
             StreamSpec(config.health_stream, min(config.stream_max_bytes, 16 * 1024 * 1024)),
         ]
 
@@ -366,6 +381,7 @@ class InferenceApp:
                 },
                 "sinks": {sink.name: sink.stats() for sink in self.result_sinks},
                 "captured": self.capture.captured,
+                "captures_exported_removed": self.capture.exported_removed,
                 "escalated": self.escalator.escalated,
                 "swaps": {"done": self.swapper.swaps, "failed": self.swapper.failures},
             }

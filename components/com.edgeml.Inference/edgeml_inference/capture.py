@@ -1,5 +1,6 @@
 """Low-confidence capture: a sample of the inputs under the confidence threshold, kept within a disk budget
-and exported to S3 through the capture stream (one S3ExportTaskDefinition per file)."""
+and exported to S3 through the capture stream (one S3ExportTaskDefinition per file). A file is deleted once
+Stream Manager reports it exported (capture_cleanup.py), so the budget bounds only what waits for export."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ _SUFFIXES = {
     b"BM": ".bmp",
     b"{": ".json",
 }
+
+
+CAPTURE_SUFFIXES = (*_SUFFIXES.values(), ".bin")
 
 
 def encode_npy(array: np.ndarray) -> bytes:
@@ -60,6 +64,7 @@ class LowConfidenceCapture:
         self._used: int | None = None
         self.captured = 0
         self.over_budget = 0
+        self.exported_removed = 0
 
     def wants(self, result: InferenceResult) -> bool:
         """Under the threshold, capture on, and the sample drawn."""
@@ -72,6 +77,23 @@ class LowConfidenceCapture:
             and confidence < config.confidence_threshold
             and self.rng.random() < config.capture_sample_rate
         )
+
+    def remove_exported(self, path: Path) -> bool:
+        """Deletes a captured file Stream Manager exported, giving its bytes back to the budget; False when
+        `path` is not a file of the capture folder (the app deletes only what it wrote)."""
+        folder = Path(self.config().capture_root()).resolve()
+        try:
+            if path.resolve().parent != folder or not path.name.endswith(CAPTURE_SUFFIXES):
+                return False
+            size = path.stat().st_size
+            path.unlink()
+        except OSError:
+            return False
+        with self._lock:
+            if self._used is not None:
+                self._used = max(0, self._used - size)
+        self.exported_removed += 1
+        return True
 
     def __call__(self, result: InferenceResult, payload: Payload) -> None:
         if self.wants(result):
