@@ -16,7 +16,7 @@ from unittest.mock import patch
 import boto3
 import pytest
 import typer
-from conftest import Synthesized
+from infra_kit import Synthesized
 
 from edgeml.cli import run_app
 from edgeml.config.cli import app as config_app

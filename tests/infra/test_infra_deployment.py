@@ -11,11 +11,11 @@ import pytest
 import yaml
 from aws_cdk import App
 from aws_cdk.assertions import Template
-from conftest import REGION
 from edgeml_infra.application import cdk_json_context
 from edgeml_infra.nag import check_app
 from edgeml_infra.settings import SettingsError
 from edgeml_infra.stacks.deployment import RingDeploymentStack
+from infra_kit import REGION
 
 pytest.importorskip("edgeml.deploy.spec", reason="the rollout spec reader (edgeml.deploy) is not installed")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import edgeml_infra.nag as nag
 import pytest
-from conftest import Synthesized
+from infra_kit import Synthesized
 
 
 def acknowledged(synthesized: Synthesized) -> dict[tuple[str, str], str]:
@@ -26,7 +26,7 @@ def unacknowledged_findings(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """The findings of a synth whose acknowledgements are switched off (the report of a failed synth)."""
     import json
 
-    from conftest import synthesize
+    from infra_kit import synthesize
 
     original = nag.Validations
     outdir = tmp_path_factory.mktemp("cdk.out.unacknowledged")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import Synthesized
 from edgeml_infra.runtime_permissions import RUNTIME_PERMISSIONS, ResourceKind, granted_pairs
 from edgeml_infra.stacks.fleet import runtime_resources
+from infra_kit import Synthesized
 
 from edgeml.config.healthrule import RESULTS_TOPIC
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match
-from conftest import Synthesized
+from infra_kit import Synthesized
 
 from edgeml.config.healthrule import HEALTH_METRICS, HEALTH_TOPIC_FILTER, rule_sql
 

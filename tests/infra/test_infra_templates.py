@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import INFRA, REGION, Synthesized
 from edgeml_infra.settings import SettingsError, parse
+from infra_kit import INFRA, REGION, Synthesized
 
 from edgeml.config.outputs import ALL_OUTPUTS, BY_KEY
 
