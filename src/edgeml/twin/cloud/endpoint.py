@@ -347,7 +347,7 @@ class CloudEndpoint:
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["wsgi.input_terminated"] = False
-        try:  # topic rules (issue 12): a rule that fails is recorded in topic_rules.failures, never the publish
+        try:  # topic rules (issue 12): a failing rule is recorded in topic_rules.failures, never the publish
             self.topic_rules.on_publish(unquote(raw_topic), body, region)
         except Exception:
             LOG.exception("the topic rules failed on a publish to %s", unquote(raw_topic))
