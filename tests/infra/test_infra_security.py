@@ -293,3 +293,31 @@ def test_alarms_watch_our_namespace_with_the_configured_thresholds(synthesized: 
     assert [m["Expression"] for m in expression] == ["IF(requests > 0, errors / requests, 0)"]
     inputs = {m["Id"]: m["MetricStat"]["Metric"]["MetricName"] for m in error_rate if "MetricStat" in m}
     assert inputs == {"errors": "Errors", "requests": "Requests"}
+
+
+def field(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def test_each_rule_field_is_a_number_in_the_apps_health_record_and_null_when_the_window_is_empty() -> None:
+    """The fields the rules read exist in what HealthMonitor.snapshot produces (the app's record body):
+    numbers >= 0 after requests, null or 0 in an empty window (a null fails `>= 0`, so no datapoint)."""
+    from edgeml_inference.health import HealthMonitor
+    from edgeml_inference.metadata import Baseline
+    from edgeml_inference.postprocess import Prediction
+    from edgeml_inference.results import InferenceResult
+
+    baseline = Baseline((0.5, 0.5), (0.0, 0.5, 1.0), (0.5, 0.5))
+    monitor = HealthMonitor(baseline, ("a", "b"))
+    empty = monitor.snapshot()
+    for index in range(10):
+        prediction = Prediction("a", index % 2, 0.9, (("a", index % 2, 0.9),), True)
+        monitor.record(InferenceResult(str(index), "test", "ok", "m", "1", prediction, latency_ms=2.0))
+    busy = monitor.snapshot()
+    for metric in HEALTH_METRICS:
+        assert isinstance(field(busy, metric.field), int | float) and field(busy, metric.field) >= 0, metric
+        assert field(empty, metric.field) in (None, 0), metric
+    assert busy["requests"] == 10 and field(busy, "latency_ms.p99") == 2.0
