@@ -24,6 +24,7 @@ def _register() -> None:
     """Attach each stage's sub-commands. Imported lazily so a missing optional extra fails late."""
     from edgeml.components.cli import register as register_components
     from edgeml.config.cli import app as config_app
+    from edgeml.deploy.cli import register as register_deploy
     from edgeml.model.cli import app as model_app
     from edgeml.twin.cli import register as register_twin
 
@@ -31,6 +32,7 @@ def _register() -> None:
     app.add_typer(config_app, name="config", help="The account the CLI talks to (from the CDK stacks).")
     register_components(app)
     register_twin(app)
+    register_deploy(app)
 
 
 def os_error_line(error: OSError) -> str:

@@ -6,6 +6,7 @@ deployments through iot-jobs-data and publish fleet status and health records th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -43,6 +44,7 @@ class World:
     model: str
     app: str
     namespace: str
+    canary_group: str
 
     def spec(self, name: str, version: str, rings: list[dict[str, Any]], **extra: Any) -> RolloutSpec:
         document = {
@@ -54,6 +56,9 @@ class World:
             "rings": rings,
         }
         return parse_spec(document, "spec.yaml")
+
+    def endpoint_client(self, service: str) -> Any:
+        return client(self.endpoint, service)
 
     def versions(self) -> dict[str, int]:
         return self.fleet.versions(self.model)
@@ -82,12 +87,19 @@ def _recipe(name: str, version: str) -> bytes:
     ).encode()
 
 
-def rings(parent: str, shares: tuple[float, ...] = (0.2, 0.3, 0.5), **ring: Any) -> list[dict[str, Any]]:
-    names = ("canary", "wave", "rest", "r4", "r5")
+def rings(w: World, shares: tuple[float, ...] = (0.4, 0.6), **ring: Any) -> list[dict[str, Any]]:
+    """A thing-group canary (the kit's first CANARY_DEVICES devices), then share rings of the parent."""
+    names = ("wave", "rest", "r4", "r5")
     return [
-        {"name": names[i], "parentGroup": parent, "share": share, "soakSeconds": 300, **ring}
-        for i, share in enumerate(shares)
+        {"name": "canary", "thingGroup": w.canary_group, "soakSeconds": 300, **ring},
+        *(
+            {"name": names[i], "parentGroup": w.parent, "share": share, "soakSeconds": 300, **ring}
+            for i, share in enumerate(shares)
+        ),
     ]
+
+
+CANARY_DEVICES = 2
 
 
 @contextmanager
@@ -98,7 +110,9 @@ def world(
     versions: dict[str, VersionHealth] | None = None,
 ) -> Iterator[World]:
     clock = ManualClock()
-    suffix = uuid.uuid4().hex[:8]
+    # names from the test's id: moto is process-global (unique names) and ring sizes are the same each run
+    test_id = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] or uuid.uuid4().hex
+    suffix = hashlib.sha256(test_id.encode()).hexdigest()[:8]
     env = {**TWIN_CREDENTIALS}
     with CloudEndpoint(tmp_path / "twin", clock=clock, persist_moto=False) as endpoint:
         env["AWS_ENDPOINT_URL"] = endpoint.endpoint_url
@@ -117,7 +131,8 @@ def world(
             things = [f"dev-{suffix}-{i:04d}" for i in range(devices)]
             fleet = LightFleet.of(things, chosen, api)
             parent = f"fleet-{suffix}"
-            fleet.provision({parent: things})
+            canary = f"canary-{suffix}"
+            fleet.provision({parent: things, canary: things[:CANARY_DEVICES]})
             yield World(
                 endpoint,
                 clock,
@@ -129,4 +144,5 @@ def world(
                 model,
                 app,
                 namespace,
+                canary,
             )

@@ -116,8 +116,8 @@ def read_state(clients: Clients, spec: RolloutSpec) -> RolloutState:
         history = deployment_history(clients, ring.target_group)
         for index, deployment in enumerate(history):
             tags = deployment.get("tags") or {}
-            if tags.get(TAG_ROLLOUT) != spec.name:
-                continue
+            if tags.get(TAG_ROLLOUT) != spec.name or TAG_SPEC not in tags:
+                continue  # another rollout's, or not made by `edgeml deploy` (the CDK ring deployment)
             if tags.get(TAG_SPEC) != spec_tag(spec):
                 ring_state.foreign_spec = tags.get(TAG_SPEC)
                 continue
@@ -125,13 +125,18 @@ def read_state(clients: Clients, spec: RolloutSpec) -> RolloutState:
                 ring_state.rollback = deployment
             elif ring_state.ours is None:
                 ring_state.ours = deployment
-                earlier = [d for d in history[:index] if (d.get("tags") or {}).get(TAG_ROLLOUT) != spec.name]
+                earlier = [d for d in history[:index] if not _ours(d, spec)]
                 ring_state.previous = earlier[-1] if earlier else None
         if ring_state.ours is None and history:
             ring_state.previous = history[-1]
         ring_state.current = history[-1] if history else None
         state.rings.append(ring_state)
     return state
+
+
+def _ours(deployment: dict[str, Any], spec: RolloutSpec) -> bool:
+    tags = deployment.get("tags") or {}
+    return tags.get(TAG_ROLLOUT) == spec.name and tags.get(TAG_SPEC) == spec_tag(spec)
 
 
 def set_tags(clients: Clients, deployment: dict[str, Any], tags: dict[str, str]) -> None:
