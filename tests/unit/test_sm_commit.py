@@ -14,7 +14,9 @@ from edgeml.twin.device.streammanager.store.stream import MessageStream
 
 
 def test_concurrent_appends_share_fsyncs_and_are_visible_after_them(tmp_path: Path) -> None:
-    definition = MessageStreamDefinition(name="s", strategy_on_full=StrategyOnFull.RejectNewData)
+    definition = MessageStreamDefinition(
+        name="s", strategy_on_full=StrategyOnFull.RejectNewData, flush_on_write=True
+    )
 
     async def run() -> tuple[GroupCommitter, list[int], int, int]:
         stream = MessageStream(definition, [], lambda first: FileSegment.create(tmp_path, first), time.time)
@@ -42,7 +44,9 @@ def test_concurrent_appends_share_fsyncs_and_are_visible_after_them(tmp_path: Pa
 
 
 def _stream(tmp_path: Path) -> MessageStream:
-    definition = MessageStreamDefinition(name="s", strategy_on_full=StrategyOnFull.RejectNewData)
+    definition = MessageStreamDefinition(
+        name="s", strategy_on_full=StrategyOnFull.RejectNewData, flush_on_write=True
+    )
     return MessageStream(definition, [], lambda first: FileSegment.create(tmp_path, first), time.time)
 
 

@@ -293,8 +293,13 @@ class InferenceApp:
     @staticmethod
     def _stream_specs(config: AppConfig) -> list[StreamSpec]:
         return [
+            # durability per stream (docs/device-readiness.md): results and capture tasks are fsynced before
+            # Stream Manager acknowledges them; health reports are not (the next one replaces a lost one)
             StreamSpec(
-                config.result_stream, config.stream_max_bytes, kinesis_stream=config.result_kinesis_stream
+                config.result_stream,
+                config.stream_max_bytes,
+                kinesis_stream=config.result_kinesis_stream,
+                flush_on_write=True,
             ),
             # always with its S3 export executor: the bucket is named per task, so CaptureBucket applies live;
             # its status stream tells which captured files are in S3 and can go
@@ -303,6 +308,7 @@ class InferenceApp:
                 config.stream_max_bytes,
                 s3_export=True,
                 status_stream=status_stream_of(config.capture_stream),
+                flush_on_write=True,
             ),
             StreamSpec(config.health_stream, min(config.stream_max_bytes, 16 * 1024 * 1024)),
         ]

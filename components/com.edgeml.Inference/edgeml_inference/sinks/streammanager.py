@@ -1,7 +1,8 @@
 """Stream Manager sink and the streams the app creates at start.
 
-Results go to a stream with File persistence, a size budget (StreamMaxBytes) and OverwriteOldestData, exported
-to Kinesis: while the device is offline they wait in the stream, and the exporter catches up when it is back.
+Results go to a stream with File persistence, flush_on_write (no acknowledged result is lost on power
+loss), a size budget (StreamMaxBytes) and OverwriteOldestData, exported to Kinesis: while the device is
+offline they wait in the stream, and the exporter catches up when it is back.
 Captured inputs go to a second stream whose messages are S3ExportTaskDefinitions (file -> S3 object).
 """
 
@@ -26,6 +27,9 @@ class StreamSpec:
     kinesis_stream: str = ""
     s3_export: bool = False
     status_stream: str = ""
+    # fsync each append before it is acknowledged (MessageStreamDefinition.flush_on_write; Stream Manager's
+    # default is false: an acknowledged append is then in the page cache only and a power loss can take it)
+    flush_on_write: bool = False
 
 
 def stream_definition(spec: StreamSpec) -> Any:
@@ -64,6 +68,7 @@ def stream_definition(spec: StreamSpec) -> Any:
         stream_segment_size=max(1024, min(16 * 1024 * 1024, spec.max_bytes // 4)),
         strategy_on_full=StrategyOnFull.OverwriteOldestData,
         persistence=Persistence.File,
+        flush_on_write=spec.flush_on_write,
         export_definition=export,
     )
 

@@ -8,6 +8,9 @@ reading and writing new appends, which the next round covers: under load the cos
 shared by every append that arrived while the previous one ran. A round with a single append fsyncs
 inline, since nothing else is waiting and the thread hop would only add latency.
 
+Only streams with `flush_on_write` true go through rounds, as in real Stream Manager, which fsyncs on
+write only with that setting; any other append is acknowledged (and readable) once written.
+
 Callbacks instead of one future per append: the append hot path creates no task or future at all.
 """
 
@@ -73,9 +76,9 @@ class GroupCommitter:
         """Calls `callback` once everything written to `stream` so far is on disk (and readable).
 
         `appender` identifies who appends (a connection): a round waits (up to `commit_delay_s`) for
-        recently active appenders. Memory streams are called back at once.
+        recently active appenders. Memory streams and streams without flush_on_write are called back at once.
         """
-        if stream.limits.in_memory:
+        if stream.limits.acknowledged_when_written:
             callback(None)
             return
         self._dirty[id(stream)] = stream
@@ -92,8 +95,9 @@ class GroupCommitter:
             self._round = loop.create_task(self._run_rounds())
 
     async def durable(self, stream: MessageStream) -> None:
-        """Returns once everything written to `stream` so far is on disk (and readable)."""
-        if stream.limits.in_memory:
+        """Returns once everything written to `stream` so far is on disk (and readable); at once for a stream
+        that is not flush_on_write."""
+        if stream.limits.acknowledged_when_written:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.after_durable(stream, lambda error: _settle(waiter, error))

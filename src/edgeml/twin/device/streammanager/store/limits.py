@@ -20,6 +20,15 @@ class StreamLimits:
     time_to_live_ms: int | None
     overwrite_oldest: bool
     in_memory: bool
+    # MessageStreamDefinition.flush_on_write (default false): real Stream Manager fsyncs an append before
+    # acknowledging it only when true; otherwise the record is in the OS's page cache when the client hears
+    # back (it survives a kill -9 of the server, not a power loss).
+    flush_on_write: bool = False
+
+    @property
+    def acknowledged_when_written(self) -> bool:
+        """Whether an append is acknowledged (and readable) as soon as it is written, without fsync."""
+        return self.in_memory or not self.flush_on_write
 
     @classmethod
     def from_definition(cls, definition: Any) -> StreamLimits:
@@ -29,4 +38,5 @@ class StreamLimits:
             time_to_live_ms=definition.time_to_live_millis,
             overwrite_oldest=definition.strategy_on_full == sm.StrategyOnFull.OverwriteOldestData,
             in_memory=definition.persistence == sm.Persistence.Memory,
+            flush_on_write=bool(definition.flush_on_write),
         )

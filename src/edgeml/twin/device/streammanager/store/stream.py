@@ -95,7 +95,7 @@ class MessageStream:
         active.append_fields(sequence_number, int(self._clock() * 1000), payload)
         self._written_next += 1
         self._total_bytes += size
-        if self.limits.in_memory:
+        if self.limits.acknowledged_when_written:
             self._commit(self._written_next)
         return sequence_number
 
