@@ -53,6 +53,13 @@ def test_demo_takes_the_model_to_a_simulated_device_and_the_results_to_the_cloud
     fp32 = next(v for v in summary["variants"] if v["target"] == "cpu-fp32")
     assert int8["bytes"] < fp32["bytes"] / 2
 
+    # published through the cloud twin's GreengrassV2 API (recorded once DEPLOYABLE)
+    assert summary["published"] == {
+        "com.edgeml.Inference": "1.0.0",
+        "com.edgeml.Runtime": "1.0.0",
+        "com.edgeml.model.Digits": "1.0.1",
+    }
+    assert "NOT deployed through the control plane" in completed.stdout  # stage 1 says what it skips
     assert summary["components"] == {
         "com.edgeml.Inference": "1.0.0",
         "com.edgeml.Runtime": "1.0.0",

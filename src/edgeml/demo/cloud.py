@@ -1,21 +1,29 @@
-"""The demo's cloud side: the model pipeline and the component builds, with every AWS call going to the
-cloud twin's moto server through plain boto3 (pointed by AWS_ENDPOINT_URL)."""
+"""The demo's cloud side: the model pipeline, the component builds and their publication, with every AWS
+call going to the cloud twin's endpoint through plain boto3 (pointed by AWS_ENDPOINT_URL)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import boto3
 
 from edgeml.components.build import BuildResult, build_project, find_projects
+from edgeml.components.publish import Clients, PublishResult, publish_project
 from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
 from edgeml.model.package import PackagedComponent, PackageRequest, package
 from edgeml.model.variants import VariantSet
-from edgeml.twin.cloud.motoserver import pointed_at
+from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS, pointed_at
+from edgeml.twin.loopback import wait_for
 
 DIGITS_TARGETS = ("cpu-fp32", "cpu-opt", "cpu-fp16", "cpu-int8")
 MODEL_COMPONENT = "com.edgeml.model.Digits"
+REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
+# What a gdk project needs besides its folder: each recipe.yaml is a link into recipes/.
+SOURCE_FOLDERS = ("components", "recipes")
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,53 @@ def package_digits(
     return package(request)
 
 
-def build_components(components_dir: Path, model_package_dir: Path, model_version: str) -> list[BuildResult]:
-    """`edgeml build` of every component (what `gdk component build` does in each folder)."""
+def copy_component_sources(repo: Path, work: Path) -> Path:
+    """A copy of the component projects under `work` (builds write greengrass-build/ beside the sources;
+    the checkout's own build folders stay as they are); the copy's components folder."""
+    for folder in SOURCE_FOLDERS:
+        shutil.copytree(
+            repo / folder,
+            work / folder,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("greengrass-build", "zip-build", "__pycache__"),
+        )
+    return work / "components"
+
+
+def _model_build_env(model_package_dir: Path, model_version: str) -> dict[str, str]:
     # The model component's build hook reads which packaged version to stage from the environment.
-    with pointed_at({"EDGEML_MODEL_PACKAGE": str(model_package_dir), "EDGEML_MODEL_VERSION": model_version}):
-        return [build_project(project) for project in find_projects(components_dir)]
+    return {"EDGEML_MODEL_PACKAGE": str(model_package_dir), "EDGEML_MODEL_VERSION": model_version}
+
+
+def build_components(
+    components_dir: Path, model_package_dir: Path, model_version: str, names: list[str] | None = None
+) -> list[BuildResult]:
+    """`edgeml build` of every component, or of `names` (what `gdk component build` does in each folder)."""
+    with pointed_at(_model_build_env(model_package_dir, model_version)):
+        return [build_project(project) for project in find_projects(components_dir, names)]
+
+
+def _settled_status(clients: Clients, arn: str) -> dict[str, Any] | None:
+    status: dict[str, Any] = clients.greengrass.describe_component(arn=arn)["status"]
+    return status if status["componentState"] in ("DEPLOYABLE", "FAILED") else None
+
+
+def publish_components(
+    components_dir: Path, bucket: str, names: list[str] | None = None
+) -> list[PublishResult]:
+    """`edgeml publish` of each built component (artifacts to S3, CreateComponentVersion), waiting until
+    GreengrassV2 has made each version DEPLOYABLE (the state returned); a FAILED version is a RuntimeError
+    with the service's message."""
+    clients = Clients.for_region(REGION)
+    published = [
+        publish_project(project, bucket=bucket, region=REGION, clients=clients)
+        for project in find_projects(components_dir, names)
+    ]
+    for result in published:  # CreateComponentVersion answers the version's ARN
+        status = wait_for(
+            partial(_settled_status, clients, result.arn),
+            f"{result.component} {result.version} to become DEPLOYABLE",
+        )
+        if status["componentState"] != "DEPLOYABLE":
+            raise RuntimeError(f"{result.component} {result.version}: {status.get('message', 'FAILED')}")
+    return [replace(result, state="DEPLOYABLE") for result in published]

@@ -51,6 +51,7 @@ class DemoSummary:
 
     variants: list[dict[str, Any]] = field(default_factory=list)
     components: dict[str, str] = field(default_factory=dict)  # component -> installed version
+    published: dict[str, str] = field(default_factory=dict)  # component -> newest version published
     manifests: dict[str, str] = field(default_factory=dict)  # component -> manifest the device picked
     images: int = 0
     results: ResultFigures | None = None

@@ -1,13 +1,17 @@
 """The demo's steps, in the order of the data flow:
 
-1. cloud twin: a moto server on loopback; every boto3 client is pointed at it by AWS_ENDPOINT_URL
+1. cloud twin: the one loopback endpoint (moto in-process + the GreengrassV2 control plane); every boto3
+   client is pointed at it by AWS_ENDPOINT_URL
 2. model: local compile of the digits model (FP32, optimised, FP16, INT8), each measured on the holdout;
    packaged as com.edgeml.model.Digits 1.0.0 (an artifact zip per platform, metadata.json, sha256)
-3. build: `edgeml build` of Runtime, Model and Inference into each component's greengrass-build/
-4. device: artifacts installed as the nucleus installs them (manifest for this platform, digest checked,
-   unarchived), IPC and Stream Manager twins started, the inference app run from its built artifact
+3. build and publish: `edgeml build` of Runtime, Model and Inference (a copy of components/ under the work
+   folder), then `edgeml publish` of each through the twin (S3 upload, CreateComponentVersion, DEPLOYABLE)
+4. device: NOT deployed yet: the built artifacts are installed on the device directly as the nucleus
+   installs them (manifest for this platform, digest checked, unarchived), IPC and Stream Manager twins
+   started, the inference app run from its built artifact
 5. inference: a third of the held-out digit images and one corrupt file dropped in the app's input folder
-6. model update: 1.0.1 (the FP32 variant) packaged, built, installed and announced as a component update;
+6. model update: 1.0.1 (the FP32 variant) packaged, built, published, installed directly and announced as a
+   component update;
    the app swaps it in without a restart and takes the next third
 7. offline: the cloud twin stops; the last third is answered and buffered in the Stream Manager stream;
    the cloud comes back on the same port and the stream catches up
@@ -27,16 +31,19 @@ from edgeml.demo.cloud import (
     CloudResources,
     build_components,
     compile_digits,
+    copy_component_sources,
     create_resources,
     package_digits,
+    publish_components,
 )
+from edgeml.demo.cloudtwin import DemoCloud
 from edgeml.demo.device import SimulatedCore
 from edgeml.demo.digits import write_holdout_images
 from edgeml.demo.report import DemoSummary, ResultFigures, render
 from edgeml.demo.workdir import check_work_folder, prepare_work_folder
 from edgeml.errors import EdgemlError
 from edgeml.model.package import PackagedComponent
-from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
+from edgeml.twin.cloud.motoserver import pointed_at
 from edgeml.twin.cloud.readback import kinesis_payloads, s3_object_count
 from edgeml.twin.loopback import wait_for
 
@@ -60,14 +67,15 @@ class Demo:
         self.images = images
         self.console = console
         self.summary = DemoSummary(images=images)
-        self.cloud = MotoServer()
+        self.cloud = DemoCloud(work / "cloud")
+        self.components_dir = work / "src" / "components"
         self.core = SimulatedCore(work / "device", THING_NAME)
         self.sent = 0  # images dropped so far
 
     # -- cloud and build ---------------------------------------------------------------------------
 
     def create_cloud_resources(self) -> CloudResources:
-        self.console.rule(f"cloud twin: moto on {self.cloud.endpoint_url}")
+        self.console.rule(f"cloud twin: {self.cloud.endpoint_url} (moto + GreengrassV2 control plane)")
         return create_resources()
 
     def compile_and_package(self, bucket: str) -> PackagedComponent:
@@ -85,12 +93,25 @@ class Demo:
         ]
         return package_digits(variants_dir, self.work / "model", bucket, "1.0.0")
 
-    def build_and_install(self, model: PackagedComponent) -> None:
-        self.console.rule("build: Runtime, Model and Inference (gdk layout); install on the device")
-        for build in build_components(self.repo / "components", self.work / "model", model.version):
+    def build_publish_and_install(self, model: PackagedComponent, bucket: str) -> None:
+        self.console.rule("build: Runtime, Model and Inference (gdk layout); publish through the cloud twin")
+        copy_component_sources(self.repo, self.work / "src")
+        builds = build_components(self.components_dir, self.work / "model", model.version)
+        self.publish(bucket)
+        self.console.print(
+            "device: installing the built artifacts directly (NOT deployed through the control plane yet)",
+            highlight=False, soft_wrap=True,
+        )
+        for build in builds:
             installed = self.core.install(build)
             self.summary.components[installed.component] = installed.version
             self.summary.manifests[installed.component] = installed.manifest
+
+    def publish(self, bucket: str, names: list[str] | None = None) -> None:
+        for result in publish_components(self.components_dir, bucket, names):
+            line = f"published {result.component} {result.version} ({result.arn}): {result.state}"
+            self.console.print(line, highlight=False, soft_wrap=True)
+            self.summary.published[result.component] = result.version
 
     # -- device ------------------------------------------------------------------------------------
 
@@ -137,8 +158,10 @@ class Demo:
         update = package_digits(
             self.work / "variants", self.work / "model", bucket, "1.0.1", {slot: "cpu-fp32"}
         )
-        builds = build_components(self.repo / "components", self.work / "model", update.version)
-        [model_build] = [build for build in builds if build.component == MODEL_COMPONENT]
+        [model_build] = build_components(
+            self.components_dir, self.work / "model", update.version, [MODEL_COMPONENT]
+        )
+        self.publish(bucket, [MODEL_COMPONENT])
         self.summary.components[MODEL_COMPONENT] = self.core.install(model_build).version
         deferrals = self.core.ipc.announce_component_update(
             "demo-deployment-2", {MODEL_COMPONENT: update.version}
@@ -150,7 +173,6 @@ class Demo:
 
     def infer_offline(self, count: int, results_kinesis_stream: str) -> list[dict[str, Any]]:
         """Stops the cloud twin, answers `count` images into the stream, brings the cloud back."""
-        port = int(self.cloud.endpoint_url.rsplit(":", 1)[1])
         self.cloud.stop()
         stream = str(self.core.configuration["ResultStream"])
         results = self.infer(count, "while the cloud twin is down")
@@ -160,7 +182,7 @@ class Demo:
         )
         reported = failing[0]["error_message"]
         self.console.print(f"export while offline: {reported}", highlight=False, soft_wrap=True)
-        self.cloud = MotoServer(port=port).start()  # moto keeps its state in-process: same buckets, streams
+        self.cloud.start()  # the same port; moto keeps its state in-process: same buckets, streams
         self.console.rule(f"cloud twin back on {self.cloud.endpoint_url}: the stream catches up")
         wait_for(
             lambda: len(kinesis_payloads(results_kinesis_stream)) >= len(results),
@@ -218,7 +240,7 @@ class Demo:
     def run_steps(self) -> None:
         resources = self.create_cloud_resources()
         first_model = self.compile_and_package(resources.artifact_bucket)
-        self.build_and_install(first_model)
+        self.build_publish_and_install(first_model, resources.artifact_bucket)
         self.start_device(resources)
         before, after, offline = split_in_thirds(self.images)
         self.infer(before, f"on model {first_model.version}", corrupt=True)
