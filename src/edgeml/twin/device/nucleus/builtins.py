@@ -11,6 +11,10 @@
 from __future__ import annotations
 
 import logging
+import shlex
+import socket
+import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,12 +22,13 @@ from typing import Any
 from edgeml.twin.device.nucleus.errors import NucleusTwinError
 from edgeml.twin.device.nucleus.recipe import key
 from edgeml.twin.device.nucleus.service import Service
-from edgeml.twin.device.streammanager.server import StreamManagerServer
+from edgeml.twin.device.nucleus.steps import ComponentLog, Step, StepProcess
 
 LOG = logging.getLogger(__name__)
 STREAM_MANAGER = "aws.greengrass.StreamManager"
 TOKEN_EXCHANGE = "aws.greengrass.TokenExchangeService"
 NUCLEUS = "aws.greengrass.Nucleus"
+START_TIMEOUT_S = 30.0
 DEFAULT_NUCLEUS_VERSION = "2.14.3"  # the newest the cloud twin offers: resolution keeps it (no self-update)
 NUCLEUS_DEFAULTS: dict[str, Any] = {
     "interpolateComponentConfiguration": False,
@@ -39,7 +44,8 @@ def _nothing(service: Service) -> None:
 
 
 class StreamManagerProcess:
-    """The Stream Manager twin as aws.greengrass.StreamManager's process on one device."""
+    """The Stream Manager twin as aws.greengrass.StreamManager's process on one device (`smprocess`), with
+    the component environment the nucleus gives it."""
 
     def __init__(
         self,
@@ -47,12 +53,19 @@ class StreamManagerProcess:
         configuration: Callable[[str], dict[str, Any]],
         port_map: Mapping[int, int],
         set_port: Callable[[int], None],
+        environment: Callable[[Service], dict[str, str]],
+        credentials_uri: Callable[[], str],
+        log: Callable[[str], ComponentLog],
     ) -> None:
         self._work_path = work_path
         self._configuration = configuration
         self._port_map = dict(port_map)
         self._set_port = set_port
-        self.server: StreamManagerServer | None = None
+        self._environment = environment
+        self._credentials_uri = credentials_uri
+        self._log = log
+        self.process: StepProcess | None = None
+        self.port = 0
 
     def start(self, service: Service) -> None:
         config = self._configuration(STREAM_MANAGER)
@@ -60,23 +73,52 @@ class StreamManagerProcess:
         if not text.isdigit():
             raise NucleusTwinError(f"STREAM_MANAGER_SERVER_PORT is '{text}', not a port number")
         port = self._port_map.get(int(text), int(text))
-        root = self._work_path(STREAM_MANAGER) / str(key(config, "STREAM_MANAGER_STORE_ROOT_DIR") or ".")
+        work = self._work_path(STREAM_MANAGER)
+        root = (work / str(key(config, "STREAM_MANAGER_STORE_ROOT_DIR") or ".")).resolve()
         authenticate = str(key(config, "STREAM_MANAGER_AUTHENTICATE_CLIENT") or "true").lower() == "true"
-        if not authenticate:
-            raise NucleusTwinError(
-                "STREAM_MANAGER_AUTHENTICATE_CLIENT=false: the Stream Manager twin always checks a token"
-            )
-        # A real Stream Manager validates each client's AWS_CONTAINER_AUTHORIZATION_TOKEN (its SVCUID) with
-        # the nucleus; the twin's server takes one token, so components cannot authenticate yet (reported).
-        self.server = StreamManagerServer(root.resolve(), port=port)
-        self.server.start()
+        # each client's AWS_CONTAINER_AUTHORIZATION_TOKEN (its SVCUID) is checked with the nucleus
+        validate = self._credentials_uri() if authenticate else ""
+        command = [
+            sys.executable,
+            "-m",
+            "edgeml.twin.device.nucleus.smprocess",
+            "--store",
+            str(root),
+            "--port",
+            str(port),
+            "--validate-uri",
+            validate,
+        ]
+        step = Step("run", "exec " + " ".join(shlex.quote(part) for part in command), None)
+        self.process = StepProcess(
+            step, work, self._environment(service), self._log(STREAM_MANAGER), lambda: service.state
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _listening(port):
+            if not self.process.running():
+                raise NucleusTwinError(f"Stream Manager exited at start (port {port}); see its log")
+            if time.monotonic() > deadline:
+                self.process.stop()
+                raise NucleusTwinError(
+                    f"Stream Manager did not listen on port {port} in {START_TIMEOUT_S:g} s"
+                )
+            time.sleep(0.05)
+        self.port = port
         if port != int(text):
-            self._set_port(self.server.port)
+            self._set_port(port)
 
     def stop(self, service: Service) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def builtin_hooks(stream_manager: StreamManagerProcess) -> dict[str, tuple[Hook, Hook]]:

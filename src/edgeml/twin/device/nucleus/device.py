@@ -64,7 +64,9 @@ class NucleusTwin:
         nucleus_version: str = DEFAULT_NUCLEUS_VERSION,
         poll_s: float = 0.5,
         port_map: Mapping[int, int] | None = None,
+        system_path: str | None = None,
     ) -> None:
+        """`system_path`: the PATH of the device's OS, where its python3 is (default: this machine's)."""
         self.paths = NucleusPaths(root.resolve())
         self.thing_name = thing_name
         self.endpoint_url = endpoint_url
@@ -83,7 +85,13 @@ class NucleusTwin:
         self.iot_data = session.client("iot-data", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
         self.s3 = session.client("s3", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
         self.stream_manager = StreamManagerProcess(
-            self.paths.work_path, self._configuration, port_map or {}, self._set_stream_manager_port
+            self.paths.work_path,
+            self._configuration,
+            port_map or {},
+            self._set_stream_manager_port,
+            lambda service: self.kernel.environment(service, {}),
+            lambda: self.kernel.credentials.uri,
+            lambda name: self.kernel.log(name),
         )
         self.kernel = Kernel(
             self.paths,
@@ -93,6 +101,7 @@ class NucleusTwin:
             nucleus_version,
             builtin_hooks(self.stream_manager),
             self._state_changed,
+            system_path,
         )
         self.store = ComponentStore(self.paths, self.greengrass, self.s3)
         self.state = DeviceState()
@@ -108,6 +117,7 @@ class NucleusTwin:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
+        self._states_lock = threading.Lock()
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> NucleusTwin:
@@ -194,6 +204,18 @@ class NucleusTwin:
         trigger = "THING_DEPLOYMENT" if document.group.startswith("thing/") else "THING_GROUP_DEPLOYMENT"
         self.fleet_status.send(trigger, {"document": document, "outcome": outcome})
 
+    def _write_states(self) -> None:
+        # never the kernel lock: this runs on lifecycle threads, which apply() may be waiting for
+        services = self.kernel.services.copy()
+        states = {
+            name: {"version": s.spec.version, "state": s.state, "statusCodes": ",".join(s.status_codes)}
+            for name, s in services.items()
+        }
+        with self._states_lock:
+            temporary = self.paths.states_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(states, indent=1), encoding="utf-8")
+            temporary.replace(self.paths.states_file)
+
     def _save_state(self) -> None:
         self.paths.config_dir.mkdir(parents=True, exist_ok=True)
         (self.paths.config_dir / "deployments.json").write_text(json.dumps(self.state.to_dict(), indent=1))
@@ -209,6 +231,7 @@ class NucleusTwin:
             self.kernel.ipc.push_configuration_update(STREAM_MANAGER, tree.to_dict(), timeout_s=0.001)
 
     def _state_changed(self, service: Service, old: str, new: str) -> None:
+        self._write_states()
         if self._started and new in STATUS_CHANGE_STATES:
             self.fleet_status.send("COMPONENT_STATUS_CHANGE")
 

@@ -36,8 +36,12 @@ def component_environment(
     root_ca_path: str,
     endpoint_url: str,
     setenv: Mapping[str, str],
+    system_path: str | None = None,
 ) -> dict[str, str]:
+    """`system_path`: the device OS's PATH (default: this machine's)."""
     env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    if system_path is not None:
+        env["PATH"] = system_path
     env.update(
         {
             "AWS_IOT_THING_NAME": thing_name,

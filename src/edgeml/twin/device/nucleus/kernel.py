@@ -46,7 +46,9 @@ class Kernel(ServiceHost):
         nucleus_version: str,
         builtins: Mapping[str, tuple[Callable[[Service], None], Callable[[Service], None]]],
         on_state: Callable[[Service, str, str], None],
+        system_path: str | None = None,
     ) -> None:
+        self.system_path = system_path
         self.paths = paths
         self.thing_name = thing_name
         self.region = region
@@ -63,7 +65,7 @@ class Kernel(ServiceHost):
             paths.root / "ipc.socket" if len(str(paths.root / "ipc.socket")) < 100 else None,
             iot_data_endpoint_url=endpoint_url,
         )
-        self.credentials = CredentialServer(self._token_valid)
+        self.credentials = CredentialServer(self.token_valid)
         self.root_ca = paths.root / "rootCA.pem"
 
     # -- start/stop -----------------------------------------------------------------------------
@@ -88,7 +90,7 @@ class Kernel(ServiceHost):
         for log in self._logs.values():
             log.close()
 
-    def _token_valid(self, token: str) -> bool:
+    def token_valid(self, token: str) -> bool:
         try:
             return any(self.ipc.component_env(name)["SVCUID"] == token for name in list(self.services))
         except Exception:
@@ -107,6 +109,7 @@ class Kernel(ServiceHost):
             root_ca_path=str(self.root_ca),
             endpoint_url=self.endpoint_url,
             setenv=setenv,
+            system_path=self.system_path,
         )
 
     def work_path(self, name: str) -> Path:

@@ -34,6 +34,10 @@ class NucleusPaths:
         return self.root / "config"
 
     @property
+    def states_file(self) -> Path:  # component states, for `edgeml twin device status`
+        return self.root / "config" / "states.json"
+
+    @property
     def deployments_dir(self) -> Path:
         return self.root / "deployments"
 

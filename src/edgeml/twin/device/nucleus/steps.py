@@ -8,6 +8,7 @@ logs/<component>.log as the nucleus's logger writes them.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
@@ -109,6 +110,15 @@ class ComponentLog:
             self._file.close()
 
 
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the step gets SIGTERM if the twin goes away (a nucleus's components stop with it)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        return
+
+
 class StepProcess:
     """A running step: `sh -c script`, output copied to the component log, stoppable by process group."""
 
@@ -132,6 +142,7 @@ class StepProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             text=True,
             errors="replace",
         )
