@@ -23,12 +23,15 @@ from edgeml.twin.cloud.instance import (
     record_running,
     running_twin,
 )
+from edgeml.twin.device import cli as device_cli
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="The local cloud twin: one loopback AWS endpoint (moto + a GreengrassV2 control plane).",
 )
+
+device_cli.register(app)  # `edgeml twin device logs|status` (src/edgeml/twin/device/cli.py)
 
 DEFAULT_DIR = Path(".edgeml/twin")
 START_TIMEOUT_S = 60.0
