@@ -276,3 +276,46 @@ def test_exported_captures_are_deleted_so_capture_goes_on_past_the_budget(
             wait_for(lambda: not any(folder.glob("*.png")), what="the exported file deleted")
         assert device.app.capture.over_budget == 0
         assert device.app.capture.captured == 5 and device.app.capture.exported_removed == 5
+
+
+# item 12: results to IoT Core in batches, within the nucleus spool and IoT Core's publish rate
+
+
+def test_iot_core_gets_results_in_batches_by_count_and_time(
+    short_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with in_process(short_root, monkeypatch, IoTCoreBatchSize=10, IoTCoreBatchMs=300) as device:
+        x, _ = holdout()
+        results = [device.app.submit(png(x[i % len(x)])).result(5) for i in range(25)]
+        log = wait_for(lambda: len(device.rig.ipc.mqtt_log) >= 3 and device.rig.ipc.mqtt_log, what="batches")
+        batches = [json.loads(entry.payload) for entry in log]
+        assert [batch["count"] for batch in batches] == [10, 10, 5]  # the last one sent by time
+        delivered = [item["request_id"] for batch in batches for item in batch["results"]]
+        assert delivered == [result.request_id for result in results]
+        assert {entry.qos for entry in log} == {1}
+
+
+class InstantCloud:
+    """IoT Core at the boto3 boundary: records what the nucleus forwards."""
+
+    def __init__(self) -> None:
+        self.published: list[bytes] = []
+
+    def publish(self, topic: str, qos: int, payload: bytes) -> None:
+        self.published.append(payload)
+
+
+def test_a_burst_of_results_reaches_iot_core_without_throttling(
+    short_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with in_process(short_root, monkeypatch, MaxBatch=32) as device:
+        bridge = device.rig.ipc.services.iot_core
+        cloud = InstantCloud()
+        bridge.forward, bridge._client_factory = True, lambda _url: cloud
+        x, _ = holdout()
+        futures = [device.app.submit(png(x[i % len(x)])) for i in range(1000)]
+        ids = [future.result(10).request_id for future in futures]
+        wait_for(lambda: sum(json.loads(p)["count"] for p in cloud.published) == 1000, 20, "all forwarded")
+        assert bridge.throttled == 0 and bridge.refused == 0
+        assert [item["request_id"] for p in cloud.published for item in json.loads(p)["results"]] == ids
+        assert len(cloud.published) <= 1000 / 50 + 2  # IoTCoreBatchSize 50 (recipe default)

@@ -47,6 +47,7 @@ def twin(tmp_path: Path) -> Iterator[tuple[IpcServer, InferenceApp, list[bytes]]
         "Mode": "microbatch",
         "MaxWaitMs": 1,
         "IoTCoreTopic": "edgeml/core-1/inference/results",
+        "IoTCoreBatchSize": 1,  # a message per result here; batching: test_inference_readiness.py
         "HealthIntervalS": 3600,
         "ModelPollS": 0,
         "accessControl": {

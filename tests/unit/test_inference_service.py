@@ -77,7 +77,9 @@ def test_results_go_to_the_local_topic_and_iot_core_and_health_is_published(
         )
     )
     assert {message["source"] for message in results} == {"topic:edgeml/inference/input", "test"}
-    wait_for(lambda: len(ipc.iot_core) >= 2)
+    # one IoT Core message for both results: batched (IoTCoreBatchSize 50, sent after IoTCoreBatchMs)
+    [(_, batch, _)] = wait_for(lambda: ipc.iot_core)
+    assert [item["source"] for item in json.loads(batch)["results"]] == [m["source"] for m in results]
     assert {topic for topic, _, _ in ipc.iot_core} == {"edgeml/core-1/inference/results"}
     assert {qos for _, _, qos in ipc.iot_core} == {1}
     health = wait_for(lambda: [m for m in ipc.messages("edgeml/inference/health") if m.get("requests")])

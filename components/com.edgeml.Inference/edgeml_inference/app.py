@@ -79,7 +79,11 @@ class InferenceApp:
             )
             self.result_sinks.append(
                 AsyncSink(
-                    IoTCoreSink(ipc, lambda: self.config.iot_core_route()),
+                    IoTCoreSink(
+                        ipc,
+                        lambda: self.config.iot_core_route(),
+                        lambda: (self.config.iot_core_batch_size, self.config.iot_core_batch_ms / 1000.0),
+                    ),
                     queue_size,
                 )
             )

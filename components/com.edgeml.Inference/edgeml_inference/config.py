@@ -41,6 +41,8 @@ class AppConfig:
     results_topic: str = "edgeml/inference/results"
     iot_core_topic: str = ""
     iot_core_qos: int = 1
+    iot_core_batch_size: int = 50  # results per IoT Core message; 1: one message per result
+    iot_core_batch_ms: int = 1000  # longest a result waits for its batch
     result_stream: str = "EdgemlInferenceResults"
     result_kinesis_stream: str = ""
     stream_max_bytes: int = 64 * 1024 * 1024
@@ -192,6 +194,8 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "ResultsTopic": ("results_topic", _topic),
     "IoTCoreTopic": ("iot_core_topic", _topic),
     "IoTCoreQos": ("iot_core_qos", _qos),
+    "IoTCoreBatchSize": ("iot_core_batch_size", _int(1, 1000)),
+    "IoTCoreBatchMs": ("iot_core_batch_ms", _int(0, 60_000)),
     "ResultStream": ("result_stream", _str),
     "ResultKinesisStream": ("result_kinesis_stream", _str),
     "StreamMaxBytes": ("stream_max_bytes", _int(1024, 64 * GIB)),
