@@ -205,7 +205,6 @@ class Fleet:
         nextToken: str | None = None,
         runtime: str | None = None,
     ) -> dict[str, Any]:
-        ctx = context.current()
         devices = self.core.state.core_devices
         if self._sorted_names is None:
             self._sorted_names = sorted(t for t, r in devices.items() if r.get("reported"))
@@ -217,7 +216,6 @@ class Fleet:
                 if (thingGroupArn is None or thingGroupArn in devices[t]["deployedGroups"])
                 and (status is None or devices[t]["status"] == status)
                 and (runtime is None or devices[t]["runtime"] == runtime)
-                and devices[t].get("region", ctx.region) == ctx.region
             ]
         listed, token = page(names, maxResults, nextToken)
         return {
