@@ -246,9 +246,13 @@ class DeploymentTask:
         specs: dict[str, ServiceSpec] = {}
         for name, recipe in recipes.items():
             dependencies = {d.name: d.hard for d in recipe.dependencies()}
-            lifecycle = interpolator.interpolate(
-                recipe.lifecycle_for(manifests[name]), name, set(dependencies)
-            )
+            raw_lifecycle = recipe.lifecycle_for(manifests[name])
+            if key(raw_lifecycle, "Bootstrap") is not None:
+                raise NucleusTwinError(
+                    f"{name} has a Bootstrap step: the twin cannot restart the nucleus or reboot the device "
+                    "as a nucleus does around it"
+                )
+            lifecycle = interpolator.interpolate(raw_lifecycle, name, set(dependencies))
             if interpolate_configuration:
                 interpolated = interpolator.interpolate(
                     configs[name].to_dict(), name, set(dependencies), configuration=False
