@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,162 @@ def test_a_bad_version_trips_the_canary_gate_and_only_the_canary_is_rolled_back(
                 for d in gg.list_deployments(targetArn=arn, historyFilter="ALL")["deployments"]
             ]
             assert names == [f"base-{w.suffix}-{group.rsplit('-', 1)[-1]}"]
+
+
+def _with(w: World, **changes: object) -> None:
+    w.fleet.set_behaviour(replace(w.fleet.behaviour, **changes))  # type: ignore[arg-type]
+
+
+TIMEOUT_5_MIN = {"timeoutConfig": {"inProgressTimeoutInMinutes": 5}}
+
+
+@pytest.mark.slow
+def test_a_device_that_goes_silent_mid_rollout_counts_as_timed_out(tmp_path: Path) -> None:
+    with world(tmp_path, devices=12) as w:
+        _baseline(w)
+        _with(w, silence_rate=0.25)
+        ring_specs = rings(w, gate=GATE, iotJobConfiguration=TIMEOUT_5_MIN, settleTimeoutSeconds=1800)
+        orchestrator = Orchestrator(w.clients, w.spec("silent", "1.0.1", ring_specs), w.time)
+        with pytest.raises(GateFailed):
+            orchestrator.run()
+        silent = {t for t, a in w.fleet.agents.items() if a.silent}
+        ring, result = list(orchestrator.record.gates.items())[-1]  # the failed ring: it held a silent device
+        in_ring = {d.thing for d in result.devices}
+        assert silent & in_ring
+        timed_out = {d.thing for d in result.devices if d.status == "TIMED_OUT"}
+        assert timed_out == silent & in_ring
+        succeeded = next(c for c in result.checks if c.metric == "succeeded")
+        assert not succeeded.passed and set(succeeded.devices) == silent & in_ring
+        job = w.endpoint_client("iot").list_job_executions_for_job(jobId=_job_of(w, orchestrator, ring))
+        statuses = {
+            s["thingArn"].rsplit("/", 1)[-1]: s["jobExecutionSummary"]["status"]
+            for s in job["executionSummaries"]
+        }
+        assert {
+            t for t, s in statuses.items() if s == "TIMED_OUT"
+        } == silent & in_ring  # the IoT job's own timeout
+
+
+def _job_of(w: World, orchestrator: Orchestrator, ring: str) -> str:
+    gg = w.endpoint_client("greengrassv2")
+    group = orchestrator.spec.ring(ring).target_group
+    for item in gg.list_deployments(targetArn=w.clients.thing_group_arn(group), historyFilter="ALL")[
+        "deployments"
+    ]:
+        found = gg.get_deployment(deploymentId=item["deploymentId"])
+        if (
+            found["tags"].get("edgeml:kind") == "rollout"
+            and found["tags"]["edgeml:rollout"] == orchestrator.spec.name
+        ):
+            return str(found["iotJobId"])
+    raise AssertionError(f"no rollout deployment on {group}")
+
+
+@pytest.mark.slow
+def test_abort_criteria_stop_a_ring_on_their_own_and_the_rollout_rolls_back(tmp_path: Path) -> None:
+    with world(tmp_path, devices=24) as w:
+        _baseline(w)
+        _with(w, failure_rate=0.5)
+        job = {
+            "jobExecutionsRolloutConfig": {"maximumPerMinute": 2},
+            "abortConfig": {
+                "criteriaList": [
+                    {
+                        "failureType": "FAILED",
+                        "action": "CANCEL",
+                        "thresholdPercentage": 10,
+                        "minNumberOfExecutedThings": 2,
+                    }
+                ]
+            },
+        }
+        lenient = {"minSucceeded": 0.0}  # the gate alone would pass: the job's abort stops the ring
+        ring_specs = [
+            {
+                "name": "all",
+                "parentGroup": w.parent,
+                "share": 1.0,
+                "soakSeconds": 0,
+                "gate": lenient,
+                "iotJobConfiguration": job,
+            }
+        ]
+        base_all = [{"name": "all", "parentGroup": w.parent, "share": 1.0, "soakSeconds": 0}]
+        _with(w, failure_rate=0.0)
+        assert (
+            Orchestrator(w.clients, w.spec("base-all", "1.0.0", base_all), w.time).run().outcome
+            == "completed"
+        )
+        _with(w, failure_rate=0.5)
+        orchestrator = Orchestrator(w.clients, w.spec("abort", "1.0.1", ring_specs), w.time)
+        with pytest.raises(GateFailed) as failed:
+            orchestrator.run()
+        assert "jobAborted" in str(failed.value)
+        job_id = _job_of(w, orchestrator, "all")
+        assert w.endpoint_client("iot").describe_job(jobId=job_id)["job"]["status"] == "CANCELED"
+        statuses = _execution_statuses(w, job_id)
+        assert statuses.get("FAILED", 0) >= 1
+        reached = sum(statuses.values()) - statuses.get("CANCELED", 0)
+        assert reached < len(w.fleet.agents)  # the rollout rate held the rest back, the abort stopped them
+        assert orchestrator.record.rolled_back == ["all"]
+        _with(w, failure_rate=0.0)  # (a rollback can fail on a device too; not what this test is about)
+        w.time.sleep(1200)  # the rollback revision reaches the devices
+        assert w.versions() == {"1.0.0": len(w.fleet.agents)}
+
+
+def _execution_statuses(w: World, job_id: str) -> dict[str, int]:
+    answer = w.endpoint_client("iot").list_job_executions_for_job(jobId=job_id, maxResults=250)
+    counts: dict[str, int] = {}
+    for summary in answer["executionSummaries"]:
+        status = summary["jobExecutionSummary"]["status"]
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+class _CancelDuring:
+    """A rollout's waiter that runs `edgeml deploy cancel` (another orchestrator) once `ring` has begun."""
+
+    def __init__(self, w: World, spec_ring: str, orchestrator: Orchestrator) -> None:
+        self.w, self.ring, self.orchestrator, self.done = w, spec_ring, orchestrator, False
+
+    def now(self) -> float:
+        return self.w.time.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.w.time.sleep(seconds)
+        events = [e.what for e in self.orchestrator.record.events if e.ring == self.ring]
+        if not self.done and any("created" in e for e in events):
+            self.done = True
+            Orchestrator(self.w.clients, self.orchestrator.spec, self.w.time).cancel()
+
+
+@pytest.mark.slow
+def test_cancel_mid_ring_leaves_a_consistent_state(tmp_path: Path) -> None:
+    with world(tmp_path, devices=16) as w:
+        _baseline(w)
+        slow = {"jobExecutionsRolloutConfig": {"maximumPerMinute": 1}}
+        spec = w.spec("cancel", "1.0.1", rings(w, gate=GATE, iotJobConfiguration=slow))
+        orchestrator = Orchestrator(w.clients, spec, w.time)
+        orchestrator.waiter = _CancelDuring(w, "wave", orchestrator)
+        assert orchestrator.run().outcome == "canceled"
+        w.time.sleep(300)
+        wave = orchestrator.spec.ring("wave")
+        plan = {r.name: r.devices for r in orchestrator.record.plan.rings}  # type: ignore[union-attr]
+        statuses = _execution_statuses(w, _job_of(w, orchestrator, "wave"))
+        assert statuses.get("SUCCEEDED", 0) < len(plan["wave"])  # canceled before every device had it
+        applied = w.ring_versions(plan["wave"])
+        assert applied.get("1.0.1", 0) == statuses.get(
+            "SUCCEEDED", 0
+        )  # cancel changes no device that applied
+        assert w.ring_versions(plan["canary"]) == {"1.0.1": len(plan["canary"])}
+        assert w.ring_versions(plan["rest"]) == {"1.0.0": len(plan["rest"])}  # never touched
+        gg = w.endpoint_client("greengrassv2")
+        created = next(e.what for e in orchestrator.record.events if e.ring == "wave" and "created" in e.what)
+        found = gg.get_deployment(deploymentId=created.split()[1])
+        assert found["deploymentStatus"] == "CANCELED" and found["targetArn"].endswith(wave.target_group)
+        again = Orchestrator(w.clients, spec, w.time).run()  # resume: nothing more is deployed
+        assert again.outcome == "canceled"
+        rest = w.clients.thing_group_arn(spec.ring("rest").target_group)
+        assert [d["deploymentName"] for d in gg.list_deployments(targetArn=rest)["deployments"]] == [
+            f"base-{w.suffix}-rest"
+        ]

@@ -109,6 +109,12 @@ class LightFleet:
             for thing in members:
                 iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing)
 
+    def set_behaviour(self, behaviour: FleetBehaviour) -> None:
+        """New fault rates and version health for every agent (from the next deployment they take)."""
+        self.behaviour = behaviour
+        for agent in self.agents.values():
+            agent.behaviour = behaviour
+
     def step(self, now: float) -> int:
         """One tick at `now` (epoch seconds on the twin's clock); returns how many jobs agents took."""
         taken = 0
