@@ -1,4 +1,7 @@
-"""What the nucleus does with a component version's artifacts: pick the manifest for the device's
+"""The old direct-install harness (the demo's until it deploys through the control plane; the nucleus twin,
+`edgeml.twin.device.nucleus`, replaces it and owns the rules used here).
+
+What the nucleus does with a component version's artifacts: pick the manifest for the device's
 platform, verify each artifact against the recipe's digest, and unarchive ZIPs.
 
 Layout, as on a core device (`<root>` = the Greengrass root):
@@ -9,9 +12,6 @@ so `{artifacts:path}` and `{artifacts:decompressedPath}` resolve to the two `<ve
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import platform as host_platform
 import shutil
 import zipfile
 from collections.abc import Mapping
@@ -22,8 +22,9 @@ from typing import Any
 import yaml
 
 from edgeml.errors import EdgemlError
-
-_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "aarch64", "arm64": "aarch64"}
+from edgeml.twin.device.nucleus.device import device_platform as nucleus_device_platform
+from edgeml.twin.device.nucleus.recipe import platform_matches
+from edgeml.twin.device.nucleus.store import digest_of
 
 
 class ArtifactError(EdgemlError):
@@ -32,16 +33,12 @@ class ArtifactError(EdgemlError):
 
 def device_platform(**attributes: str) -> dict[str, str]:
     """This machine as the nucleus describes it (`os`, `architecture`), plus extra attributes."""
-    machine = host_platform.machine().lower()
-    architecture = _ARCHITECTURES.get(machine, "arm" if machine.startswith("arm") else machine)
-    return {"os": "linux", "architecture": architecture, **attributes}
+    return nucleus_device_platform(**attributes)
 
 
 def manifest_matches(manifest_platform: Mapping[str, Any], device: Mapping[str, str]) -> bool:
-    """Every attribute the manifest names must equal the device's ("*" matches anything)."""
-    return all(
-        str(wanted) == "*" or device.get(str(key)) == str(wanted) for key, wanted in manifest_platform.items()
-    )
+    """The nucleus twin's rule (exact, `*`, `/regex/`, legacy `all`/`any`)."""
+    return platform_matches(manifest_platform, device)
 
 
 def select_manifest(recipe: Mapping[str, Any], device: Mapping[str, str]) -> dict[str, Any]:
@@ -69,8 +66,7 @@ def _verify_digest(path: Path, artifact: Mapping[str, Any]) -> None:
     digest = artifact.get("Digest")
     if not digest:
         return  # gdk's zip build leaves digests to CreateComponentVersion; the nucleus then has one
-    algorithm = str(artifact.get("Algorithm", "SHA-256")).replace("-", "").lower()
-    actual = base64.b64encode(hashlib.new(algorithm, path.read_bytes()).digest()).decode()
+    actual = digest_of(path, str(artifact.get("Algorithm", "SHA-256")))
     if actual != digest:
         raise ArtifactError(f"{path.name}: {artifact.get('Algorithm')} digest {actual} != recipe's {digest}")
 
