@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgeml.twin.cloud.motoserver import pointed_at
+from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS, pointed_at
 
 INFERENCE, RUNTIME, MODEL = "com.edgeml.Inference", "com.edgeml.Runtime", "com.edgeml.model.Digits"
 REPO = Path(__file__).resolve().parents[5]
@@ -51,6 +51,7 @@ def publish_edgeml_stack(
     )
     package(PackageRequest(variants, "Digits", model_version, bucket, work / "package"))
     env = {
+        **TWIN_CREDENTIALS,
         "AWS_ENDPOINT_URL": endpoint_url,
         "EDGEML_MODEL_PACKAGE": str(work / "package"),
         "EDGEML_MODEL_VERSION": model_version,
