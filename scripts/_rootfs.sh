@@ -65,7 +65,8 @@ cmd_tools() {
   WORK=$(mktemp -d "$CACHE/tools.XXXXXX")
   local work="$WORK"
   if ! find_tool qemu-aarch64-static >/dev/null; then
-    (cd "$work" && apt-get download -q qemu-user-static)
+    (cd "$work" && apt-get download -q qemu-user-static > "$work/download.log" 2>&1) \
+      || { tail -5 "$work/download.log" >&2; die "apt-get download qemu-user-static failed"; }
     dpkg-deb --fsys-tarfile "$work"/qemu-user-static_*.deb | tar -x -C "$work" ./usr/bin/qemu-aarch64-static
     install -m 0755 "$work/usr/bin/qemu-aarch64-static" "$CACHE/tools/bin/"
   fi
@@ -77,7 +78,7 @@ cmd_tools() {
       "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" > "$work/apt/sid.sources"
     local apt=(-o "Dir::Etc::SourceList=$work/apt/sid.sources" -o Dir::Etc::SourceParts=/nonexistent
       -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt" -q)
-    apt-get "${apt[@]}" update >/dev/null
+    apt-get "${apt[@]}" update > "$work/update.log" 2>&1 || { tail -5 "$work/update.log" >&2; die "apt-get update (sid sources)"; }
     (cd "$work" && apt-get "${apt[@]}" source --download-only proot >/dev/null 2>&1 || true)
     ls "$work"/proot_5.*.orig.tar.gz >/dev/null 2>&1 || die "could not fetch proot's source from sid"
     tar -xzf "$work"/proot_5.*.orig.tar.gz -C "$work"
@@ -88,7 +89,8 @@ cmd_tools() {
       [ -n "$patch" ] && patch -d "$source" -p1 -s < "$source/debian/patches/$patch"
     done < "$source/debian/patches/series"
     # No git tree here: the version proot prints comes from VERSION (the source folder's name).
-    make -C "$source/src" VERSION="${source##*/proot-}" proot >/dev/null || die "building proot failed (needs gcc, make, libtalloc-dev)"
+    make -C "$source/src" VERSION="${source##*/proot-}" proot > "$work/make.log" 2>&1 \
+      || { tail -20 "$work/make.log" >&2; die "building proot failed (needs gcc, make, libtalloc-dev)"; }
     install -m 0755 "$source/src/proot" "$CACHE/tools/bin/proot"
   fi
   echo "$CACHE/tools/bin"

@@ -308,3 +308,30 @@ def test_install_and_classify_in_an_arm64_userland(guest: tuple[Guest, Path], aw
         twins.stop()
     log = (running.scratch / "guest-app.log").read_text(errors="replace")
     assert "cpuinfo_initialize failed" not in log  # the fake CPU description was read
+
+
+def test_without_python3_venv_the_install_step_names_the_package(guest: tuple[Guest, Path]) -> None:
+    """Stock Debian/Ubuntu/Jetson images lack python3-venv: the Install step says which package to add.
+
+    Runs last in this module: it removes the package from the (scratch) guest.
+    """
+    running, wheels = guest
+    removed = subprocess.run(
+        running.command(["dpkg", "--remove", "python3-venv", "python3.11-venv"], Path("/")),
+        env=running.env({}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        start_new_session=True,
+    )
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    venv = NucleusPaths(GUEST_ROOT).work_path(RUNTIME_NAME) / "venv"
+    shutil.rmtree(running.host_path(venv))  # a device that never had the venv
+    result = _run_install(running, wheels)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: python3-venv is missing (/usr/bin/python3 has no ensurepip, so python3 -m venv fails): "
+        "apt install python3.11-venv"
+    ]
+    assert not running.host_path(venv).exists()

@@ -108,6 +108,16 @@ def test_install_and_classify_under_device_python(version: str, host_scores: lis
         assert reported.stdout.strip() == version
         again = subprocess.run(install, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert again.returncode == 0 and " unchanged " in again.stdout, again.stderr
+        # Every device module parses on this Python, also those the run does not import (dlr, LiteRT).
+        packages = [str(INFERENCE / "edgeml_inference"), str(RUNTIME / "edgeml_runtime")]
+        compiled = subprocess.run(
+            [str(venv_python), "-m", "compileall", "-q", "-f", *packages],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPYCACHEPREFIX": str(root / "pycache")},
+        )
+        assert compiled.returncode == 0, compiled.stdout + compiled.stderr
 
         device = classify(venv_python, root / "device")
         for got, expected in zip(device, host_scores, strict=True):
