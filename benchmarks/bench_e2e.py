@@ -391,6 +391,7 @@ def compare(
         model_directory=str(model_dir),
         mode="continuous",
         iot_core_topic=IOT_TOPIC,
+        iot_core_batch_size=1,  # one IoT Core message per result, as AWS's component publishes
         health_interval_s=3600,
         model_poll_s=0,
         max_payload_bytes=64 << 20,

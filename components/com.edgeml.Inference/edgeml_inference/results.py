@@ -73,10 +73,12 @@ def _plain_json(result: InferenceResult) -> bytes:
 
 
 def encode_results(results: Sequence[InferenceResult]) -> list[bytes]:
-    """Compact JSON of each result's `to_dict()`, for a whole batch in one pass: strings a batch repeats
-    (source, model, version, labels, the timestamp) are quoted or formatted once per distinct value, ok
-    results take a hand-written template and the rest (errors, escalations) go through json.dumps."""
-    quoted: dict[str, str] = {}
+    """Compact JSON of each result's `to_dict()`, for a whole batch in one pass: the parts a batch repeats
+    (source/model/version, each top-k entry's label and index, the timestamp) are built once per distinct
+    value, ok results take a hand-written template, the rest (errors, escalations) go through json.dumps."""
+    middles: dict[tuple[str, str, str], str] = {}
+    entries: dict[tuple[str, int], str] = {}
+    labels: dict[str, str] = {}
     stamps: dict[float, str] = {}
     encoded: list[bytes] = []
     for result in results:
@@ -84,31 +86,30 @@ def encode_results(results: Sequence[InferenceResult]) -> list[bytes]:
         if prediction is None or result.escalation is not None or result.status != "ok":
             encoded.append(_plain_json(result))
             continue
-        # One template per result: the shared fields of a batch come from the caches above.
-        cached = quoted.get
-        source = cached(result.source) or quoted.setdefault(result.source, _quote(result.source))
-        model = cached(result.model) or quoted.setdefault(result.model, _quote(result.model))
-        version = cached(result.model_version) or quoted.setdefault(
-            result.model_version, _quote(result.model_version)
-        )
-        stamp = stamps.get(result.timestamp) or stamps.setdefault(
-            result.timestamp, repr(round(result.timestamp, 3))
-        )
-        top = ",".join(  # a list, not a generator: join() builds one from a generator first anyway
-            [
-                f'{{"label":{cached(label) or quoted.setdefault(label, _quote(label))},'
-                f'"index":{index},"score":{score!r}}}'
-                for label, index, score in prediction.top_k
-            ]
-        )
+        shared = (result.source, result.model, result.model_version)
+        middle = middles.get(shared)
+        if middle is None:
+            middle = middles[shared] = (
+                f',"source":{_quote(shared[0])},"status":"ok","model":{_quote(shared[1])},'
+                f'"model_version":{_quote(shared[2])},"latency_ms":'
+            )
+        stamp = stamps.get(result.timestamp)
+        if stamp is None:
+            stamp = stamps[result.timestamp] = f',"timestamp":{round(result.timestamp, 3)!r},"label":'
+        parts: list[str] = []
+        for label, index, score in prediction.top_k:
+            entry = entries.get((label, index))
+            if entry is None:
+                entry = entries[(label, index)] = f'{{"label":{_quote(label)},"index":{index},"score":'
+            parts.append(f"{entry}{score!r}}}")
+        label = labels.get(prediction.label)
+        if label is None:
+            label = labels[prediction.label] = _quote(prediction.label)
         text = (
-            f'{{"request_id":{_quote(result.request_id)},"source":{source},"status":"ok",'
-            f'"model":{model},"model_version":{version},'
-            f'"latency_ms":{round(result.latency_ms, 3)!r},"timestamp":{stamp},'
-            f'"label":{cached(prediction.label) or _quote(prediction.label)},'
+            f'{{"request_id":{_quote(result.request_id)}{middle}{round(result.latency_ms, 3)!r}'
+            f"{stamp}{label},"
             f'"class_index":{prediction.class_index},"confidence":{prediction.confidence!r},'
-            f'"confident":{"true" if prediction.confident else "false"},'
-            f'"top_k":[{top}]}}'
+            f'"confident":{"true" if prediction.confident else "false"},"top_k":[{",".join(parts)}]}}'
         )
         encoded.append(text.encode("ascii"))
     return encoded
