@@ -102,12 +102,12 @@ def encode_results(results: Sequence[InferenceResult]) -> list[bytes]:
             if entry is None:
                 entry = entries[(label, index)] = f'{{"label":{_quote(label)},"index":{index},"score":'
             parts.append(f"{entry}{score!r}}}")
-        label = labels.get(prediction.label)
-        if label is None:
-            label = labels[prediction.label] = _quote(prediction.label)
+        top_label = labels.get(prediction.label)
+        if top_label is None:
+            top_label = labels[prediction.label] = _quote(prediction.label)
         text = (
             f'{{"request_id":{_quote(result.request_id)}{middle}{round(result.latency_ms, 3)!r}'
-            f"{stamp}{label},"
+            f"{stamp}{top_label},"
             f'"class_index":{prediction.class_index},"confidence":{prediction.confidence!r},'
             f'"confident":{"true" if prediction.confident else "false"},"top_k":[{",".join(parts)}]}}'
         )
