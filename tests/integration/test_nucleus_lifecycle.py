@@ -194,3 +194,44 @@ def test_generic_external_service_java_requires_privilege_is_refused_clearly(tmp
         outcome_of(twin, deployment)
         assert "cannot honour RequiresPrivilege: true" in twin.log_path(name).read_text()
         assert twin.states()[name] == "BROKEN"
+
+
+def test_edgeml_twin_device_status_and_logs_read_a_device_root(tmp_path: Path) -> None:
+    """`edgeml twin device status|logs`, run as a user runs it, on the root of a device twin."""
+    import subprocess
+    import sys
+
+    name = unique("com.example.Talk")
+    with one_device(tmp_path) as (endpoint, twin):
+        deployment = _deploy_one(
+            endpoint, twin, recipe(name, "1.0.0", {"Run": "echo hello-from-talk; exec sleep 600"})
+        )
+        assert outcome_of(twin, deployment).status == "SUCCESSFUL"
+        wait_log(twin.log_path(name), "stdout. hello-from-talk")
+        edgeml = [sys.executable, "-c", "from edgeml.cli import main; main()", "twin", "device"]
+        status = subprocess.run(
+            [*edgeml, "status", "--root", str(twin.paths.root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        assert any(line.split() == [name, "1.0.0", "RUNNING"] for line in status.stdout.splitlines())
+        logs = subprocess.run(
+            [*edgeml, "logs", "--root", str(twin.paths.root), name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert logs.returncode == 0 and "stdout. hello-from-talk" in logs.stdout
+        missing = subprocess.run(
+            [*edgeml, "logs", "--root", str(twin.paths.root), "com.example.Nope"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert missing.returncode == 1
+        assert missing.stderr.startswith("error: no log for com.example.Nope on this device")

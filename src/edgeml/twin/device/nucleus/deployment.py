@@ -14,6 +14,7 @@ group's roots are saved). Success means started, not healthy.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,11 @@ class DeviceState:
         }
 
 
+class DeploymentInterrupted(Exception):
+    """The device stopped mid-deployment: no rollback, no status ("Deployment interrupted: will not attempt
+    rollback, regardless of policy", DefaultActivator); the job stays IN_PROGRESS until its timeout."""
+
+
 class DeploymentTask:
     def __init__(
         self,
@@ -145,6 +151,7 @@ class DeploymentTask:
         self.platform = dict(platform)
         self.state = state
         self.last_stage_times: dict[str, float] = {}
+        self.interrupted = threading.Event()
 
     def stale(self, document: Document) -> Outcome | None:
         """DeploymentService.checkIfDeploymentReceivedIsStale."""
@@ -278,7 +285,8 @@ class DeploymentTask:
                 )
                 if not deferrals:
                     break
-                time.sleep(max(d.recheck_after_ms for d in deferrals) / 1000.0)
+                if self.interrupted.wait(max(d.recheck_after_ms for d in deferrals) / 1000.0):
+                    raise DeploymentInterrupted("interrupted while components deferred the update")
         # DynamicComponentConfigurationValidator: same version, changed configuration, subscribed components
         for name, spec in specs.items():
             running = self.kernel.services.get(name)
@@ -345,7 +353,8 @@ class DeploymentTask:
                     waiting = True
             if not waiting:
                 return None
-            time.sleep(WAIT_POLL_S)
+            if self.interrupted.wait(WAIT_POLL_S):
+                raise DeploymentInterrupted(f"interrupted while waiting for {', '.join(sorted(names))}")
 
     def _save_roots(self, document: Document, roots: Mapping[str, Mapping[str, str]]) -> None:
         self.state.group_roots[document.group] = dict(roots[document.group])

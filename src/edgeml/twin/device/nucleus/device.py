@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
+from edgeml.twin.device.nucleus import errors as codes
 from edgeml.twin.device.nucleus.builtins import (
     DEFAULT_NUCLEUS_VERSION,
     NUCLEUS,
@@ -32,7 +33,13 @@ from edgeml.twin.device.nucleus.builtins import (
     builtin_hooks,
 )
 from edgeml.twin.device.nucleus.configtree import Topics
-from edgeml.twin.device.nucleus.deployment import DeploymentTask, DeviceState, Document, Outcome
+from edgeml.twin.device.nucleus.deployment import (
+    DeploymentInterrupted,
+    DeploymentTask,
+    DeviceState,
+    Document,
+    Outcome,
+)
 from edgeml.twin.device.nucleus.fleetstatus import STATUS_CHANGE_STATES, FleetStatusPublisher, overall_status
 from edgeml.twin.device.nucleus.kernel import Kernel
 from edgeml.twin.device.nucleus.paths import NucleusPaths
@@ -133,6 +140,7 @@ class NucleusTwin:
 
     def stop(self) -> None:
         self._stop.set()
+        self.task.interrupted.set()
         if self._thread is not None:
             self._thread.join(60)
         self.kernel.stop()
@@ -186,7 +194,11 @@ class NucleusTwin:
             return
         if execution["status"] == "QUEUED":
             self.jobs.update_job_execution(jobId=job_id, thingName=self.thing_name, status="IN_PROGRESS")
-        outcome = self.task.run(document)
+        try:
+            outcome = self.task.run(document)
+        except DeploymentInterrupted:
+            LOG.warning("Deployment interrupted: will not attempt rollback, regardless of policy")
+            return
         self._finish(job_id, document, outcome)
 
     def _finish(self, job_id: str, document: Document, outcome: Outcome) -> None:
@@ -271,16 +283,16 @@ class NucleusTwin:
             outcome: Outcome = deployment["outcome"]
             details = outcome.status_details()
             message["deploymentInformation"] = {
-                "status": outcome.job_status if outcome.job_status != "SUCCEEDED" else "SUCCEEDED",
+                "status": outcome.job_status,
                 "fleetConfigurationArnForStatus": document.configuration_arn,
                 "deploymentId": document.deployment_id,
                 "statusDetails": {
                     "detailedStatus": outcome.status,
                     "failureCause": details.get("deployment-failure-cause", ""),
-                    "errorStack": details.get("deployment-error-stack", "[]").strip("[]").split(", ")
+                    "errorStack": codes.error_stack(outcome.codes, outcome.status == codes.REJECTED)
                     if outcome.codes
                     else [],
-                    "errorTypes": [],
+                    "errorTypes": codes.error_types(outcome.codes, outcome.owner),
                 },
             }
         return message

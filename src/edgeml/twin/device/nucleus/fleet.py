@@ -9,6 +9,7 @@ deviation from a device (the first is AWS_ENDPOINT_URL, `environment.TWIN_CLOUD_
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -150,3 +151,12 @@ def deploy_to_group(
         **({"deploymentPolicies": dict(policies)} if policies else {}),
     )
     return wait_effective(endpoint_url, created["deploymentId"], things, timeout_s)
+
+
+def serve_devices(
+    endpoint_url: str, root: Path, count: int, groups: Sequence[str], stop: threading.Event
+) -> None:
+    """What `edgeml twin up --devices N --groups ...` runs beside the cloud twin: N device twins under
+    `root` (each `<root>/edgeml-core-<i>`, in `groups`), until `stop` is set."""
+    with DeviceFleet(endpoint_url, root, count, groups=groups):
+        stop.wait()

@@ -81,7 +81,7 @@ class Kernel(ServiceHost):
 
     def stop(self) -> None:
         with self.lock:
-            services = list(self.services.values())
+            services = list(self.services.copy().values())
         # dependents first (reverse start order), as the nucleus shuts down
         for service in reversed(services):
             service.close()
@@ -92,7 +92,7 @@ class Kernel(ServiceHost):
 
     def token_valid(self, token: str) -> bool:
         try:
-            return any(self.ipc.component_env(name)["SVCUID"] == token for name in list(self.services))
+            return any(self.ipc.component_env(name)["SVCUID"] == token for name in self.services.copy())
         except Exception:
             return False
 
@@ -133,7 +133,7 @@ class Kernel(ServiceHost):
         except Exception:
             LOG.debug("no IPC record for %s", service.name)
         if new not in READY:
-            for dependent in list(self.services.values()):
+            for dependent in list(self.services.copy().values()):
                 if dependent is service or not dependent.spec.dependencies.get(service.name, False):
                     continue
                 if dependent.state in ("STARTING", "RUNNING"):
