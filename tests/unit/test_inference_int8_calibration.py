@@ -143,6 +143,7 @@ def test_int8_from_a_labelled_image_folder_reports_agreement_and_accuracy(tmp_pa
     assert f"{np.mean(fp32 == int8_top1):.2%}" in report
 
 
+@pytest.mark.slow  # two compiles
 def test_int8_past_the_allowed_loss_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     source = colour_cnn(tmp_path / "model.onnx")
     write_card(tmp_path)
