@@ -120,8 +120,11 @@ def _device_state(clients: Clients, thing: str, deployment_id: str, wanted: dict
 def device_states(
     clients: Clients, things: Sequence[str], deployment_id: str, wanted: dict[str, str]
 ) -> list[DeviceState]:
-    with ThreadPoolExecutor(READERS) as pool:
-        states = list(pool.map(lambda t: _device_state(clients, t, deployment_id, wanted), things))
+    if READERS <= 1:
+        states = [_device_state(clients, t, deployment_id, wanted) for t in things]
+    else:  # per-device reads overlap their round trips (AWS); boto3 clients are thread-safe
+        with ThreadPoolExecutor(READERS) as pool:
+            states = list(pool.map(lambda t: _device_state(clients, t, deployment_id, wanted), things))
     unhealthy = set(
         d["coreDeviceThingName"]
         for d in pages(clients.greengrass.list_core_devices, "coreDevices", status="UNHEALTHY")
