@@ -57,6 +57,9 @@ def wheelhouse(requirements: Path, name: str, pip: Sequence[str], target: Sequen
     if completed.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         tail = " | ".join(completed.stderr.strip().splitlines()[-2:])
+        if "No matching distribution" in completed.stderr or "satisfies the requirement" in completed.stderr:
+            # The index answered: a pin has no wheel for this Python/platform. That is the defect under test.
+            pytest.fail(f"{requirements.name} pins something with no wheel for {name}: {tail}")
         pytest.skip(f"cannot fill the wheelhouse {folder} (no package index reachable?): {tail}")
     (partial / ".complete").write_text(requirements.read_text())
     shutil.rmtree(folder, ignore_errors=True)
