@@ -297,3 +297,36 @@ def test_kernel_config_resolver_java_configuration_interpolated_only_with_interp
             "Topic": f"things/{twin.thing_name}/data",
             "Self": "{configuration:/Topic}",
         }
+
+
+def test_deployment_service_java_a_stale_subdeployment_is_rejected(tmp_path: Path) -> None:
+    """NUC deployment/DeploymentService.checkIfDeploymentReceivedIsStale: a subdeployment counts as its parent
+    group (onBehalfOf); one created before the parent group's latest deployment that the device already
+    applied arrives (the device joined the child group later) and is REJECTED, nothing changed."""
+    name = unique("com.example.Stale")
+    parent_name, child_name = unique("parent-"), unique("child-")
+    with one_device(tmp_path, [parent_name]) as (endpoint, twin):
+        iot = client(endpoint, "iot")
+        parent = group_arn(endpoint, parent_name)
+        child = iot.create_thing_group(thingGroupName=child_name)["thingGroupArn"]
+        for version in ("1.0.0", "1.0.1"):
+            publish(endpoint, recipe(name, version, {"Run": SLEEP}))
+        deploy(endpoint, parent, _versions(**{name: "1.0.0"}))
+        subdeployment = deploy(endpoint, child, _versions(**{name: "1.0.1"}), parentTargetArn=parent)
+        newer = deploy(endpoint, parent, _versions(**{name: "1.0.0"}))
+        assert outcome_of(twin, newer).status == "SUCCESSFUL"
+        iot.add_thing_to_thing_group(thingGroupName=child_name, thingName=twin.thing_name)
+        outcome = outcome_of(twin, subdeployment)
+        assert outcome.job_status == "REJECTED"
+        assert outcome.message.startswith(
+            f"Nucleus has a newer deployment for 'thinggroup/{parent_name}' target"
+        )
+        job = client(endpoint, "greengrassv2").get_deployment(deploymentId=subdeployment)["iotJobId"]
+        execution = eventually(
+            lambda: (e := job_details(endpoint, job, twin.thing_name))["status"] == "REJECTED" and e,
+            "the job execution to be REJECTED",
+        )
+        assert execution["statusDetails"]["detailsMap"]["deployment-error-stack"] == (
+            "[DEPLOYMENT_REJECTED, REJECTED_STALE_DEPLOYMENT]"
+        )
+        assert twin.service(name).spec.version == "1.0.0"
