@@ -214,8 +214,8 @@ def bench_fleet(endpoint: CloudEndpoint, clock: ManualClock, count: int) -> Flee
     orchestrator = Orchestrator(Clients(REGION), spec, waiter)
     try:
         outcome = orchestrator.run().outcome
-    except GateFailed as failed:
-        outcome = f"gate failed: {str(failed)[:60]}"
+    except GateFailed as stopped:
+        outcome = f"gate failed: {str(stopped)[:60]}"
     wall = time.perf_counter() - started
     thread_cpu = time.thread_time() - thread_before - waiter.agents_cpu
     failed = sum(1 for a in fleet.agents.values() if a.watched_version() != "1.0.1")
