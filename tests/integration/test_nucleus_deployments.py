@@ -330,3 +330,39 @@ def test_deployment_service_java_a_stale_subdeployment_is_rejected(tmp_path: Pat
             "[DEPLOYMENT_REJECTED, REJECTED_STALE_DEPLOYMENT]"
         )
         assert twin.service(name).spec.version == "1.0.0"
+
+
+def test_platform_helper_java_platform_override_from_the_nucleus_configuration_picks_the_manifest(
+    tmp_path: Path,
+) -> None:
+    """DG greengrass-nucleus-component platformOverride + component-common PlatformHelper: the nucleus's
+    platform is os, architecture and platformOverride's keys; the first matching manifest is used."""
+    name = unique("com.example.Accel")
+    document = recipe(name, "1.0.0", {})
+    document["Manifests"] = [
+        {"Platform": {"os": "linux", "accelerator": "nvidia"}, "Lifecycle": {"Run": "echo on-gpu"}},
+        {"Platform": {"os": "linux"}, "Lifecycle": {"Run": "echo on-cpu"}},
+    ]
+    with one_device(tmp_path) as (endpoint, twin):
+        publish(endpoint, document)
+        target = thing_arn(endpoint, twin.thing_name)
+        assert outcome_of(twin, deploy(endpoint, target, _versions(**{name: "1.0.0"}))).status == "SUCCESSFUL"
+        wait_log(twin.log_path(name), "stdout. on-cpu")
+        nucleus = {
+            "componentVersion": twin.nucleus_version,
+            "configurationUpdate": {"merge": json.dumps({"platformOverride": {"accelerator": "nvidia"}})},
+        }
+        assert (
+            outcome_of(twin, deploy(endpoint, target, {"aws.greengrass.Nucleus": nucleus})).status
+            == "SUCCESSFUL"
+        )
+        again = deploy(
+            endpoint,
+            target,
+            {
+                "aws.greengrass.Nucleus": {"componentVersion": twin.nucleus_version},
+                name: {"componentVersion": "1.0.0"},
+            },
+        )
+        assert outcome_of(twin, again).status == "SUCCESSFUL"
+        wait_log(twin.log_path(name), "stdout. on-gpu")

@@ -235,3 +235,15 @@ def test_edgeml_twin_device_status_and_logs_read_a_device_root(tmp_path: Path) -
         )
         assert missing.returncode == 1
         assert missing.stderr.startswith("error: no log for com.example.Nope on this device")
+
+
+def test_lifecycle_java_error_count_resets_after_error_reset_time(tmp_path: Path) -> None:
+    """NUC lifecyclemanager/Lifecycle.java: errors further apart than `errorResetTime` (a lifecycle key,
+    seconds) never add up to BROKEN."""
+    name = unique("com.example.Slow")
+    lifecycle = {"errorResetTime": 1, "Run": "sleep 1.2; exit 1"}
+    with one_device(tmp_path) as (endpoint, twin):
+        deployment = _deploy_one(endpoint, twin, recipe(name, "1.0.0", lifecycle))
+        assert outcome_of(twin, deployment).status == "SUCCESSFUL"
+        eventually(lambda: twin.log_path(name).read_text().count("-> ERRORED") >= 4, "four errors", 30)
+        assert "BROKEN" not in twin.log_path(name).read_text()

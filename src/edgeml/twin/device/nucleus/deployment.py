@@ -148,6 +148,7 @@ class DeploymentTask:
         self.kernel = kernel
         self.store = store
         self.resolver = resolver
+        self.base_platform = dict(platform)
         self.platform = dict(platform)
         self.state = state
         self.last_stage_times: dict[str, float] = {}
@@ -170,6 +171,13 @@ class DeploymentTask:
         stale = self.stale(document)
         if stale is not None:
             return stale
+        # the nucleus describes its platform as os + architecture + its configuration's platformOverride keys
+        override = self.kernel.nucleus_setting("platformOverride", {})
+        self.platform = {
+            **self.base_platform,
+            **({str(k): str(v) for k, v in override.items()} if isinstance(override, dict) else {}),
+        }
+        self.resolver.platform = dict(self.platform)
         self.state.group_timestamps[document.group] = document.timestamp
         self.state.group_arns[document.group] = document.configuration_arn
         times: dict[str, float] = {}
