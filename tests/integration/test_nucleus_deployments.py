@@ -366,3 +366,23 @@ def test_platform_helper_java_platform_override_from_the_nucleus_configuration_p
         )
         assert outcome_of(twin, again).status == "SUCCESSFUL"
         wait_log(twin.log_path(name), "stdout. on-gpu")
+
+
+def test_default_activator_java_a_rollback_that_breaks_too_is_failed_unable_to_rollback(
+    tmp_path: Path,
+) -> None:
+    """NUC deployment/activator/DefaultActivator.java: the restored services are waited for too; one that goes
+    BROKEN makes the outcome FAILED_UNABLE_TO_ROLLBACK."""
+    name = unique("com.example.NoWayBack")
+    old_run = (
+        f"if [ -e poisoned ]; then exit 1; fi; {SLEEP}"  # {work:path} is the same folder for every version
+    )
+    with one_device(tmp_path) as (endpoint, twin):
+        publish(endpoint, recipe(name, "1.0.0", {"Run": old_run}))
+        publish(endpoint, recipe(name, "2.0.0", {"Install": "touch poisoned", "Startup": "exit 1"}))
+        target = thing_arn(endpoint, twin.thing_name)
+        assert outcome_of(twin, deploy(endpoint, target, _versions(**{name: "1.0.0"}))).status == "SUCCESSFUL"
+        bad = deploy(endpoint, target, _versions(**{name: "2.0.0"}))
+        assert outcome_of(twin, bad).status == "FAILED_UNABLE_TO_ROLLBACK"
+        service = twin.service(name)
+        assert service.spec.version == "1.0.0" and service.state == "BROKEN"
