@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import pytest
+import typer
+import yaml
 
+from edgeml.cli import run_app
+from edgeml.deploy.cli import register
 from edgeml.deploy.errors import GateFailed
 from edgeml.deploy.orchestrator import Orchestrator
+from edgeml.deploy.report import write_reports
 from edgeml.twin.fleet import VersionHealth
 from tests.integration.rollout_kit import World, rings, world
 
@@ -65,6 +74,13 @@ def test_a_bad_version_trips_the_canary_gate_and_only_the_canary_is_rolled_back(
         message = str(failed.value)
         assert "ring canary" in message and metric in message and canary[0] in message
         assert record.rolled_back == ["canary"]
+        json_path, html_path = write_reports(record, tmp_path / "reports", 0.0)
+        report = json.loads(json_path.read_text())
+        failed_checks = [c for c in report["gates"]["canary"]["checks"] if not c["passed"]]
+        assert metric in [c["metric"] for c in failed_checks] and report["rolledBack"] == ["canary"]
+        page = html_path.read_text()
+        assert "<svg" in page and metric in page and canary[0] in page
+        assert not re.search(r"""(src|href)=["']?https?:""", page)  # offline: nothing fetched
         w.time.sleep(300)  # the rollback deployment reaches the canary devices
         assert w.versions() == {"1.0.0": len(w.fleet.agents)}
         gg = w.endpoint_client("greengrassv2")
@@ -234,3 +250,47 @@ def test_cancel_mid_ring_leaves_a_consistent_state(tmp_path: Path) -> None:
         assert [d["deploymentName"] for d in gg.list_deployments(targetArn=rest)["deployments"]] == [
             f"base-{w.suffix}-rest"
         ]
+
+
+@pytest.mark.slow
+def test_a_manual_ring_waits_for_promote_and_status_says_where_the_rollout_stands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with world(tmp_path, devices=10) as w:
+        _baseline(w)
+        ring_specs = rings(w, gate={"minSucceeded": 1.0})
+        ring_specs[0]["manualPromotion"] = True
+        spec = w.spec("manual", "1.0.1", ring_specs)
+        assert Orchestrator(w.clients, spec, w.time).run().outcome == "awaiting-promotion"
+        spec_path = tmp_path / "spec.yaml"
+        spec_path.write_text(yaml.safe_dump(_document(spec, w, ring_specs)))
+        assert _deploy("status", str(spec_path), "--json") == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["phase"] == "awaiting-promotion"
+        assert [r.get("gate") for r in status["rings"]] == ["waiting", None, None]
+        assert Orchestrator(w.clients, spec, w.time).run().outcome == "awaiting-promotion"  # still waits
+        assert _deploy("promote", str(spec_path)) == 0
+        assert "ring canary promoted" in capsys.readouterr().out
+        assert Orchestrator(w.clients, spec, w.time).run().outcome == "completed"
+        assert w.versions() == {"1.0.1": len(w.fleet.agents)}
+
+
+def _document(spec: object, w: World, ring_specs: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "name": spec.name,  # type: ignore[attr-defined]
+        "components": {w.model: {"version": "1.0.1"}, w.app: {"version": "1.0.0"}},
+        "health": {"metricNamespace": w.namespace},
+        "pollSeconds": 30,
+        "rings": ring_specs,
+    }
+
+
+def _deploy(*args: str) -> int:
+    app = typer.Typer()
+    register(app)
+    with mock.patch.object(sys, "argv", ["edgeml", "deploy", *args]):
+        try:
+            run_app(app)
+        except SystemExit as exited:
+            return int(exited.code or 0)
+    return 0
