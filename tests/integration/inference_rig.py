@@ -110,12 +110,13 @@ class Rig:
         )
         return env
 
-    def spawn(self) -> subprocess.Popen[bytes]:
-        with self.log.open("wb") as log:
+    def spawn(self, **env: str) -> subprocess.Popen[bytes]:
+        """Starts the app as the nucleus runs it (Setenv values in `env`); its log is appended to `log`."""
+        with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "edgeml_inference"],
                 cwd=self.work,
-                env=self.app_env(),
+                env={**self.app_env(), **env},
                 stdout=log,
                 stderr=log,
             )

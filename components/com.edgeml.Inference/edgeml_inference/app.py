@@ -164,7 +164,11 @@ class InferenceApp:
         self._stop.set()
 
     def wait(self) -> None:
-        self._stop.wait()
+        """Blocks until `request_stop`, in slices: a SIGTERM the kernel hands to another thread (ONNX
+        Runtime's, the IPC client's) only sets CPython's flag, and a main thread parked in one endless wait
+        runs the handler late (seen here: 30 s, past the nucleus's shutdown timeout)."""
+        while not self._stop.wait(0.2):
+            pass
 
     def submit(self, payload: Payload, source: str = "direct") -> Future[InferenceResult]:
         return self.batcher.submit(payload, source)
@@ -286,7 +290,9 @@ class InferenceApp:
                 retention=lambda: (self.config.processed_keep_count, self.config.processed_keep_hours),
             )
         if config.input_topic and self.ipc is not None:
-            self.sources["topic"] = TopicSource(self.ipc, config.input_topic, self.submit)
+            self.sources["topic"] = TopicSource(
+                self.ipc, config.input_topic, self.submit, on_refused=self._publish_refused
+            )
         if config.http_port:
             self.sources["http"] = HttpSource(
                 config.http_port, self.submit, lambda: self.config.max_payload_bytes, self.health_report
@@ -347,6 +353,15 @@ class InferenceApp:
             message = ResultBatch(results)
             for sink in self.result_sinks:
                 sink.offer(message)
+
+    def _publish_refused(self, result: InferenceResult) -> None:
+        """A topic input refused while stopping: its answer goes straight to ResultsTopic (the sinks may
+        already be closed), so the sender sees it was not processed."""
+        if self.ipc is not None and self.config.results_topic:
+            try:
+                self.ipc.publish_to_topic(self.config.results_topic, result.to_json_bytes())
+            except Exception as error:
+                _log.warning("cannot publish the refusal of %s: %s", result.request_id, error)
 
     def _maybe_capture(self, result: InferenceResult, payload: Payload) -> None:
         if not self.capture.wants(result):

@@ -24,6 +24,7 @@ _log = logging.getLogger(__name__)
 RESULT_TIMEOUT_S = 120.0
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 PRUNE_EVERY_S = 60.0
+RETRY_REASONS = frozenset({"shutting_down", "overloaded"})
 
 
 class DirectorySource(Source):
@@ -122,6 +123,11 @@ class DirectorySource(Source):
                 _log.warning(
                     "no answer for %s within %.0f s; it stays for the next scan", path, RESULT_TIMEOUT_S
                 )
+                self._seen.pop(path.name, None)
+                continue
+            if not result.ok and result.reason in RETRY_REASONS:
+                # not answered by a model (the app is stopping, e.g. for a model update, or the queue was
+                # full): the file stays for the next scan or the next start
                 self._seen.pop(path.name, None)
                 continue
             target = (self.done if result.ok else self.failed) / path.name

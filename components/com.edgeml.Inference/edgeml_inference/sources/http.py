@@ -32,6 +32,8 @@ _log = logging.getLogger(__name__)
 RESULT_TIMEOUT_S = 60.0
 MAX_CONNECTIONS = 32
 IDLE_TIMEOUT_S = 30.0
+RETRYABLE_REASONS = frozenset({"shutting_down", "overloaded"})  # answered 503 + Retry-After: try again
+RETRY_AFTER = (("Retry-After", "1"),)
 REJECT_BACKLOG = 64  # connections waiting for their 429; beyond, they are closed unanswered
 REJECT_DRAIN_BYTES = 1 << 20  # a refused request's body up to this is read (closing on unread data is a RST)
 REJECT_TIMEOUT_S = 1.0
@@ -212,6 +214,9 @@ class HttpSource(Source):
                         HTTPStatus.SERVICE_UNAVAILABLE,
                         {"status": "error", "reason": "timeout", "detail": detail},
                     )
+                    return
+                if not result.ok and result.reason in RETRYABLE_REASONS:  # e.g. stopping for a model update
+                    self._send(HTTPStatus.SERVICE_UNAVAILABLE, result.to_json_bytes(), extra=RETRY_AFTER)
                     return
                 status = HTTPStatus.OK if result.ok else HTTPStatus.UNPROCESSABLE_ENTITY
                 self._send(status, result.to_json_bytes())
