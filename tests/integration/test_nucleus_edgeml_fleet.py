@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from cloud_twin_harness import client
-from nucleus_harness import cloud, deploy, device, group_arn, outcome_of, unique
+from nucleus_harness import cloud, deploy, device, group_arn, outcome_of, unique, wait_log
 
 from edgeml.demo.digits import write_holdout_images
 from edgeml.twin.cloud.endpoint import CloudEndpoint
@@ -27,6 +27,7 @@ from edgeml.twin.device.nucleus.stack import (
     RUNTIME,
     edgeml_deployment,
     publish_edgeml_stack,
+    publish_model_version,
     wheelhouse,
 )
 from edgeml.twin.loopback import wait_for
@@ -45,6 +46,10 @@ class Fleet:
     deployment: str
     kinesis_stream: str
     images: int
+    work: Path
+    bucket: str
+    group: str
+    versions: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +78,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             images = 0
             for twin in twins:
                 images = len(write_holdout_images(twin.paths.work_path(INFERENCE) / "input", 6))
-            yield Fleet(endpoint, twins, deployment, stream, images)
+            yield Fleet(endpoint, twins, deployment, stream, images, work, bucket, group, versions)
         finally:
             for twin in twins:
                 twin.stop()
@@ -129,4 +134,24 @@ def test_results_reach_iot_core(fleet: Fleet) -> None:
             lambda t=twin, wanted=topic: any(entry.topic == wanted for entry in t.kernel.ipc.mqtt_log),
             f"a result published to {topic}",
             20,
+        )
+
+
+def test_a_model_update_restarts_the_app_on_the_new_model_and_every_input_is_answered(fleet: Fleet) -> None:
+    """On a nucleus the model is a HARD dependency whose update stops and restarts the app (NUC
+    GreengrassService; its MODEL_DIR Setenv names the new version's folder, so its lifecycle changed too)."""
+    version = publish_model_version(fleet.endpoint.endpoint_url, fleet.work, fleet.bucket, "1.0.1")
+    components = edgeml_deployment(
+        {**fleet.versions, MODEL: version}, WHEELHOUSE, fleet.kinesis_stream, {"HttpPort": 0}
+    )
+    update = deploy(fleet.endpoint, group_arn(fleet.endpoint, fleet.group), components)
+    for twin in fleet.twins:
+        assert outcome_of(twin, update, timeout_s=120).status == "SUCCESSFUL"
+        log = wait_log(twin.log_path(INFERENCE), f"model digits {version}", 60)
+        assert "service-set-state. RUNNING -> STOPPING" in log  # restarted, not swapped in place
+        assert twin.service(MODEL).spec.version == version
+        before = _done(twin)
+        write_holdout_images(twin.paths.work_path(INFERENCE) / "input", 6, offset=6)
+        wait_for(
+            lambda t=twin, n=before: _done(t) >= n + 6, f"{twin.thing_name} to classify after the update", 60
         )

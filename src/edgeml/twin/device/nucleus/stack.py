@@ -66,6 +66,27 @@ def publish_edgeml_stack(
     return versions
 
 
+def publish_model_version(endpoint_url: str, work: Path, bucket: str, version: str) -> str:
+    """A new com.edgeml.model.Digits version (after `publish_edgeml_stack` in the same `work`): packaged from
+    the variants compiled there, built and published; returns the published version."""
+    from edgeml.components.build import build_project
+    from edgeml.components.publish import Clients, publish_project
+    from edgeml.model.package import PackageRequest, package
+
+    package_dir = work / f"package-{version}"
+    package(PackageRequest(work / "variants", "Digits", version, bucket, package_dir))
+    project = work / "components" / "com.edgeml.Model"
+    env = {
+        **TWIN_CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "EDGEML_MODEL_PACKAGE": str(package_dir),
+        "EDGEML_MODEL_VERSION": version,
+    }
+    with pointed_at(env):
+        build_project(project)
+        return publish_project(project, bucket=bucket, clients=Clients.for_region("us-east-1")).version
+
+
 def edgeml_deployment(
     versions: dict[str, str],
     wheel_cache: Path,
