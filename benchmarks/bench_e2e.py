@@ -60,7 +60,7 @@ from edgeml_inference.preprocess import decode_image  # noqa: E402
 from benchmarks import aws_component_baseline as aws  # noqa: E402
 
 TARGET_RATIO = 1.25
-ROUNDS = 7
+ROUNDS = 11
 IMAGES = 60
 EDGEML = "com.edgeml.Inference"
 AWS = "aws.greengrass.TensorFlowLiteImageClassification"
