@@ -57,14 +57,20 @@ class Clients:
     def region_name(self) -> str:
         return str(self.greengrass.meta.region_name)
 
+    @cached_property
+    def partition(self) -> str:
+        return str(boto3.session.Session().get_partition_for_region(self.region_name))
+
     def thing_group_arn(self, group: str) -> str:
-        return f"arn:aws:iot:{self.region_name}:{self.account}:thinggroup/{group}"
+        return f"arn:{self.partition}:iot:{self.region_name}:{self.account}:thinggroup/{group}"
 
     def deployment_arn(self, deployment_id: str) -> str:
-        return f"arn:aws:greengrass:{self.region_name}:{self.account}:deployments:{deployment_id}"
+        return (
+            f"arn:{self.partition}:greengrass:{self.region_name}:{self.account}:deployments:{deployment_id}"
+        )
 
     def component_arn(self, name: str, version: str | None = None) -> str:
-        arn = f"arn:aws:greengrass:{self.region_name}:{self.account}:components:{name}"
+        arn = f"arn:{self.partition}:greengrass:{self.region_name}:{self.account}:components:{name}"
         return f"{arn}:versions:{version}" if version else arn
 
 

@@ -1,7 +1,8 @@
 """One light device: takes deployments and reports as a nucleus does, without running any component.
 
 Through the device-facing APIs only: iot-jobs-data (`StartNextPendingJobExecution`, `UpdateJobExecution`
-with the nucleus's statusDetails keys, semantics notes facts 5-7), iot-data Publish of the fleet status
+with the nucleus's statusDetails keys, semantics notes facts 5-7), greengrassv2 `ResolveComponentCandidates`
+for the deployment's roots (a refusal fails it with no state change, NUC DependencyResolver), iot-data Publish of the fleet status
 (`$aws/things/{thing}/greengrassv2/health/json`, NUC FleetStatusService: COMPLETE message, UNHEALTHY iff a
 component is BROKEN) and of the app's health records (`edgeml/{thing}/inference/health`, the fields of
 edgeml_inference/health.py). A group's root components are replaced only when its deployment succeeds
@@ -30,6 +31,10 @@ class DeviceApi(Protocol):
     def update(self, thing: str, job_id: str, status: str, details: dict[str, str]) -> bool: ...
 
     def publish(self, topic: str, payload: bytes) -> None: ...
+
+    def resolve(self, group: str, components: dict[str, str]) -> str | None:
+        """ResolveComponentCandidates for the roots (`=version` each); the service's refusal, or None."""
+        ...
 
 
 @dataclass
@@ -78,6 +83,11 @@ class LightAgent:
             stale = "REJECTED"
             self.pending = Pending(answer["jobId"], document, stale, now)
             return True
+        roots = {name: str(spec.get("version")) for name, spec in (document.get("components") or {}).items()}
+        refused = api.resolve(group, roots)
+        if refused is not None:  # NUC DependencyResolver: fails before anything changes on the device
+            self.pending = Pending(answer["jobId"], {**document, "refusal": refused}, "unresolved", now)
+            return True
         outcome = self.behaviour.draw(self.thing, str(document.get("deploymentId", "")))
         wanted = (document.get("components") or {}).get(self.behaviour.watched_component) or {}
         health = self.behaviour.health_of(wanted.get("version"))
@@ -115,6 +125,10 @@ class LightAgent:
             api.update(self.thing, pending.job_id, "REJECTED", _rejected(group, document))
             return
         self.last_created[group] = int(document.get("creationTimestamp") or 0)
+        if pending.outcome == "unresolved":
+            api.update(self.thing, pending.job_id, "FAILED", _unresolved(str(document["refusal"])))
+            self._publish_status(api, now, document, "FAILED")
+            return
         if pending.outcome == "fail":
             api.update(self.thing, pending.job_id, "FAILED", _failed(watched))
             self._publish_status(api, now, document, "FAILED")
@@ -207,6 +221,17 @@ def _failed(component: str) -> dict[str, str]:
             ["DEPLOYMENT_FAILURE", "COMPONENT_UPDATE_ERROR", "COMPONENT_BROKEN"]
         ),
         "deployment-error-types": json.dumps(["USER_COMPONENT_ERROR"]),
+    }
+
+
+def _unresolved(message: str) -> dict[str, str]:
+    return {
+        "detailed-deployment-status": "FAILED_NO_STATE_CHANGE",
+        "deployment-failure-cause": message[:1024],
+        "deployment-error-stack": json.dumps(
+            ["DEPLOYMENT_FAILURE", "NO_AVAILABLE_COMPONENT_VERSION", "COMPONENT_VERSION_REQUIREMENTS_NOT_MET"]
+        ),
+        "deployment-error-types": json.dumps(["REQUEST_ERROR"]),
     }
 
 

@@ -31,6 +31,7 @@ class Boto3DeviceApi:
         self.jobs = boto3.client("iot-jobs-data", config=_CONFIG, **client_kwargs)
         self.data = boto3.client("iot-data", config=_CONFIG, **client_kwargs)
         self.iot = boto3.client("iot", config=_CONFIG, **client_kwargs)
+        self.greengrass = boto3.client("greengrassv2", config=_CONFIG, **client_kwargs)
         self.calls = 0
 
     def start_next(self, thing: str) -> dict[str, Any]:
@@ -56,6 +57,27 @@ class Boto3DeviceApi:
     def publish(self, topic: str, payload: bytes) -> None:
         self.calls += 1
         self.data.publish(topic=topic, qos=1, payload=payload)
+
+    def resolve(self, group: str, components: dict[str, str]) -> str | None:
+        self.calls += 1
+        candidates = [
+            {
+                "componentName": name,
+                "componentVersion": version,
+                "versionRequirements": {group: f"={version}"},
+            }
+            for name, version in sorted(components.items())
+        ]
+        try:
+            self.greengrass.resolve_component_candidates(
+                platform={"name": "linux", "attributes": {"os": "linux", "architecture": "amd64"}},
+                componentCandidates=candidates,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("ResourceNotFoundException", "ValidationException"):
+                return str(error.response["Error"].get("Message", ""))
+            raise
+        return None
 
     def queued_things(self) -> set[str]:
         """Things with a QUEUED execution of an in-progress job (the notify-next push, see the module doc)."""
