@@ -2,7 +2,8 @@
 
 Through the device-facing APIs only: iot-jobs-data (`StartNextPendingJobExecution`, `UpdateJobExecution`
 with the nucleus's statusDetails keys, semantics notes facts 5-7), greengrassv2 `ResolveComponentCandidates`
-for the deployment's roots (a refusal fails it with no state change, NUC DependencyResolver), iot-data Publish of the fleet status
+for the deployment's roots (a refusal fails it with no state change, NUC DependencyResolver), iot-data
+Publish of the fleet status
 (`$aws/things/{thing}/greengrassv2/health/json`, NUC FleetStatusService: COMPLETE message, UNHEALTHY iff a
 component is BROKEN) and of the app's health records (`edgeml/{thing}/inference/health`, the fields of
 edgeml_inference/health.py). A group's root components are replaced only when its deployment succeeds
