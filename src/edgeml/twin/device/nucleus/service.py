@@ -135,8 +135,13 @@ class Service:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._interrupt()
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+    def _interrupt(self) -> None:
+        """A foreground step (Install, Startup, ...) still running when the service is closed is stopped."""
+        return None
 
     def reached_desired(self) -> bool:
         """Lifecycle.reachedDesiredState: nothing left on the desired path."""
@@ -314,6 +319,12 @@ class GenericService(Service):
         super().__init__(host, spec)
         self._process: StepProcess | None = None
         self._shutdown: Step | None = None
+        self._foreground: StepProcess | None = None
+
+    def _interrupt(self) -> None:
+        foreground = self._foreground
+        if foreground is not None:
+            foreground.stop()
 
     def _step(self, name: str) -> Step | None:
         return Step.parse(self.spec.lifecycle, name)
@@ -344,7 +355,11 @@ class GenericService(Service):
         if not step.script:
             return True, "NONE", ""
         process = StepProcess(step, self.host.work_path(self.name), env, log, lambda: self.state)
-        code = process.wait(step.timeout_s)
+        self._foreground = process
+        try:
+            code = process.wait(step.timeout_s)
+        finally:
+            self._foreground = None
         if code is None:
             return False, f"{prefix}_TIMEOUT", f"The {step.name} script timed out."
         if code != 0:
