@@ -9,7 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from nucleus_harness import deploy, one_device, outcome_of, publish, recipe, thing_arn, unique, wait_log
+from nucleus_harness import (
+    deploy,
+    eventually,
+    one_device,
+    outcome_of,
+    publish,
+    recipe,
+    thing_arn,
+    unique,
+    wait_log,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -138,3 +148,44 @@ def test_dynamic_component_configuration_validator_java_rejection_fails_with_no_
         )
         assert outcome_of(twin, good).status == "SUCCESSFUL"
         assert twin.configuration(name) == {"Mode": "fine"}
+
+
+REPORTER = b"""
+import os, time
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
+with open("starts.txt", "a") as starts:
+    starts.write("start\\n")
+ipc = GreengrassCoreIPCClientV2()
+if not os.path.exists("reported"):
+    open("reported", "w").close()
+    ipc.update_state(state="ERRORED")
+    print("reported ERRORED, still running", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_lifecycle_java_errored_reported_over_ipc_stops_and_restarts_the_component(tmp_path: Path) -> None:
+    """NUC lifecyclemanager/Lifecycle.java: a component reporting ERRORED (IPC UpdateState) is stopped and
+    started again, even though its process kept running."""
+    name, bucket = unique("com.example.Reporter"), unique("reporter-")
+    document = recipe(
+        name,
+        "1.0.0",
+        {"Run": f"exec {sys.executable} -u {{artifacts:path}}/reporter.py"},
+        artifacts=[{"Uri": f"s3://{bucket}/{name}/reporter.py"}],
+    )
+    with one_device(tmp_path) as (endpoint, twin):
+        publish(endpoint, document, {f"{name}/reporter.py": REPORTER}, bucket)
+        target = thing_arn(endpoint, twin.thing_name)
+        assert (
+            outcome_of(twin, deploy(endpoint, target, {name: {"componentVersion": "1.0.0"}})).status
+            == "SUCCESSFUL"
+        )
+        starts = twin.paths.work_path(name) / "starts.txt"
+        wait_log(twin.log_path(name), "RUNNING -> ERRORED")
+        eventually(
+            lambda: starts.read_text().count("start") == 2 and twin.states()[name] == "RUNNING",
+            "the component to be restarted after its ERRORED report",
+        )
