@@ -26,7 +26,7 @@ class AppConfig:
     """One validated configuration. Field names are the snake_case of the Greengrass keys (see KEYS)."""
 
     model_directory: str = ""
-    execution_providers: tuple[str, ...] = ("CPU",)
+    execution_providers: tuple[str, ...] = ("auto",)  # the GPU provider ONNX Runtime has, else CPU
     intra_op_threads: int = 1
     mode: Mode = "microbatch"
     interval_ms: int = 1000
@@ -170,6 +170,10 @@ def _providers(key: str, value: Any) -> tuple[str, ...]:
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple) or not value or not all(isinstance(item, str) for item in value):
         raise ConfigInvalid(key, f"expected a non-empty list of provider names, got {value!r}")
+    if "auto" in value:
+        if len(value) != 1:
+            raise ConfigInvalid(key, f"'auto' stands alone (GPU provider if any, else CPU), got {value!r}")
+        return ("auto",)
     unknown = [item for item in value if item not in KNOWN_PROVIDERS]
     if unknown:
         raise ConfigInvalid(key, f"unknown provider(s) {unknown}; known: {', '.join(KNOWN_PROVIDERS)}")

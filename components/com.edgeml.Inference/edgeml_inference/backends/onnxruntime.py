@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,30 @@ PROVIDER_NAMES = {
 }
 
 
-def choose_providers(wanted: tuple[str, ...], available: list[str]) -> list[str]:
+AUTO = "auto"
+AUTO_ORDER = ("CUDA",)  # TensorRT is not chosen by itself: its first engine build takes minutes
+NVIDIA_DEVICE_NODES = ("/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu")  # desktop/datacenter, Jetson
+
+
+def nvidia_gpu_present() -> bool:
+    return any(Path(node).exists() for node in NVIDIA_DEVICE_NODES)
+
+
+def choose_providers(
+    wanted: tuple[str, ...], available: list[str], gpu_present: Callable[[], bool] = nvidia_gpu_present
+) -> list[str]:
     """ORT provider names for `wanted` (config names) in order; unavailable ones dropped with a warning.
 
+    `auto` takes the GPU provider ONNX Runtime has here (CUDA), else the CPU: with a warning when an NVIDIA
+    GPU is present but this ONNX Runtime cannot use it (a CPU-only wheel), quietly on a CPU-only device.
     CPU is always last, the fallback.
     """
+    if wanted == (AUTO,):
+        found = [name for name in AUTO_ORDER if PROVIDER_NAMES[name] in available]
+        if not found:
+            log = _log.warning if gpu_present() else _log.info
+            log("ExecutionProviders auto: this ONNX Runtime has no GPU provider (%s); on CPU", available)
+        wanted = (*found, "CPU")
     chosen: list[str] = []
     for name in wanted:
         provider = PROVIDER_NAMES.get(name, name)
