@@ -84,7 +84,7 @@ def test_a_health_record_becomes_fleet_and_device_metrics(twin: tuple[CloudEndpo
 def test_a_failing_action_runs_the_error_action_and_a_disabled_rule_nothing(
     twin: tuple[CloudEndpoint, ManualClock],
 ) -> None:
-    endpoint, clock = twin
+    endpoint, _ = twin
     suffix = uuid.uuid4().hex[:8]
     iot, logs = boto3.client("iot", region_name=REGION), boto3.client("logs", region_name=REGION)
     group = f"/edgeml/rule-errors-{suffix}"
