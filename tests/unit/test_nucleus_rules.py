@@ -16,7 +16,6 @@ from edgeml.twin.device.nucleus.recipe import Recipe, platform_matches
 from edgeml.twin.device.nucleus.resolver import no_version_error
 from edgeml.twin.device.nucleus.steps import SkipifNotValid, Step
 
-
 # -- KernelConfigResolver interpolation ------------------------------------------------------------
 
 
