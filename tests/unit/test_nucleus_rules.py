@@ -62,9 +62,13 @@ def test_kernel_config_resolver_java_unknown_stays_literal(tmp_path: Path) -> No
 
 def test_kernel_config_resolver_java_cross_component_only_for_direct_dependencies(tmp_path: Path) -> None:
     i = _interpolator(tmp_path)
-    text = "{com.example.Dep:configuration:/Root} {com.example.Dep:artifacts:path} {com.example.Far:configuration:/Root}"
+    text = (
+        "{com.example.Dep:configuration:/Root} {com.example.Dep:artifacts:path} "
+        "{com.example.Far:configuration:/Root}"
+    )
+    dep_path = tmp_path / "packages/artifacts/com.example.Dep/2.1.0"
     assert i.replace(text, "com.example.App", {"com.example.Dep"}) == (
-        f"/opt/dep {tmp_path / 'packages/artifacts/com.example.Dep/2.1.0'} {{com.example.Far:configuration:/Root}}"
+        f"/opt/dep {dep_path} {{com.example.Far:configuration:/Root}}"
     )
 
 
