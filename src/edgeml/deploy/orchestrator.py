@@ -231,8 +231,9 @@ class Orchestrator:
         iot = self.clients.iot
         group = ring.target_group
         try:
-            iot.create_thing_group(
+            iot.create_thing_group(  # a child of the parent, as the CDK stack lays out its ring groups
                 thingGroupName=group,
+                parentGroupName=ring.parent_group,
                 thingGroupProperties={
                     "thingGroupDescription": f"edgeml ring {ring.name}: {ring.share:g} of "
                     f"{ring.parent_group}",
