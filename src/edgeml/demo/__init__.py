@@ -1,9 +1,11 @@
 """`scripts/demo`: the main job end to end on the local twin, with no AWS account.
 
-cloud.py   the cloud side: moto server, model compile + package, `edgeml build` of the three components
-device.py  one simulated core device: artifacts installed as the nucleus does, IPC and Stream Manager
-           twins, the inference app as a process with the unmodified SDK clients
-digits.py  held-out digit images as PNG files, labelled by name
-report.py  what came back (stream, Kinesis, IoT Core, S3), as a table and JSON
-run.py     the steps in order
+cloudtwin.py    the cloud twin's endpoint for the run (moto + GreengrassV2 control plane), restartable
+cloud.py        cloud side: resources, model compile + package, `edgeml build` and `edgeml publish`
+devicepython.py the device OS's python3 and the offline wheelhouse the Runtime's Install step uses
+fleet.py        the core devices: nucleus twins in a thing group, deployments through the control plane,
+                and what the demo reads back from each (streams, IoT Core publishes, logs)
+digits.py       held-out digit images as PNG files, labelled by name
+report.py       what came back, as tables (every row) and JSON
+run.py          the steps in order
 """

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 
 from edgeml.cli import run_app
 from edgeml.console import make_console, widen_help
 from edgeml.demo.run import HOLDOUT_IMAGES, check_images, run_demo
 from edgeml.demo.workdir import MARKER, caller_path, check_summary_path, check_work_folder
 from edgeml.errors import EdgemlError
-from edgeml.twin.loopback import WaitTimedOut
 
 REPO = Path(os.environ.get("EDGEML_ROOT", Path(__file__).resolve().parents[3]))
 DEFAULT_WORK = REPO / "build" / "demo"
@@ -46,7 +46,8 @@ def demo(
                      " is not an earlier demo summary is refused."),
     ] = None,
 ) -> None:
-    """Model -> variants -> components -> simulated core device -> results in the cloud twin."""
+    """Model -> variants -> components published and deployed through the cloud twin to nucleus device
+    twins -> results back in the cloud twin."""
     check_images(images)
     work_dir = check_work_folder(caller_path(work), REPO)
     summary_path = check_summary_path(
@@ -55,12 +56,13 @@ def demo(
     console = make_console()
     try:
         summary = run_demo(REPO, work_dir, images, console)
-    except (ValueError, RuntimeError, WaitTimedOut) as error:
+    except (ValueError, RuntimeError, TimeoutError, BotoCoreError, ClientError) as error:
         raise DemoFailed(str(error)) from error
     summary.write(summary_path)
     console.print(f"summary: {summary_path}", soft_wrap=True, highlight=False)
     if summary.app_exit_code != 0:
-        raise DemoFailed(f"the inference app exited with {summary.app_exit_code} after SIGTERM")
+        unclean = sorted(thing for thing, clean in summary.apps_stopped_on_sigterm.items() if not clean)
+        raise DemoFailed(f"the inference app did not stop cleanly on SIGTERM on {', '.join(unclean)}")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ call going to the cloud twin's endpoint through plain boto3 (pointed by AWS_ENDP
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, replace
 from functools import partial
@@ -13,10 +14,12 @@ import boto3
 
 from edgeml.components.build import BuildResult, build_project, find_projects
 from edgeml.components.publish import Clients, PublishResult, publish_project
+from edgeml.deploy.spec import DEFAULT_NAMESPACE
 from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
 from edgeml.model.package import PackagedComponent, PackageRequest, package
 from edgeml.model.variants import VariantSet
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS, pointed_at
+from edgeml.twin.cloud.rules.install import install_health_rules
 from edgeml.twin.loopback import wait_for
 
 DIGITS_TARGETS = ("cpu-fp32", "cpu-opt", "cpu-fp16", "cpu-int8")
@@ -24,6 +27,14 @@ MODEL_COMPONENT = "com.edgeml.model.Digits"
 REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
 # What a gdk project needs besides its folder: each recipe.yaml is a link into recipes/.
 SOURCE_FOLDERS = ("components", "recipes")
+IOT_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "iot.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,12 @@ def create_resources(prefix: str = "edgeml-demo") -> CloudResources:
     kinesis.get_waiter("stream_exists").wait(
         StreamName=resources.results_kinesis_stream, WaiterConfig={"Delay": 0.1}
     )
+    # The health topic rules of the CDK health stack: health records on IoT Core become CloudWatch metrics,
+    # which a rollout gate can read (the role is what the stack gives the rules; the twin does not check it).
+    role = boto3.client("iam").create_role(
+        RoleName=f"{prefix}-health-rules", AssumeRolePolicyDocument=IOT_TRUST_POLICY
+    )["Role"]["Arn"]
+    install_health_rules(boto3.client("iot"), prefix.replace("-", "_"), DEFAULT_NAMESPACE, role)
     return resources
 
 

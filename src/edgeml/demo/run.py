@@ -6,16 +6,19 @@
    packaged as com.edgeml.model.Digits 1.0.0 (an artifact zip per platform, metadata.json, sha256)
 3. build and publish: `edgeml build` of Runtime, Model and Inference (a copy of components/ under the work
    folder), then `edgeml publish` of each through the twin (S3 upload, CreateComponentVersion, DEPLOYABLE)
-4. device: NOT deployed yet: the built artifacts are installed on the device directly as the nucleus
-   installs them (manifest for this platform, digest checked, unarchived), IPC and Stream Manager twins
-   started, the inference app run from its built artifact
-5. inference: a third of the held-out digit images and one corrupt file dropped in the app's input folder
-6. model update: 1.0.1 (the FP32 variant) packaged, built, published, installed directly and announced as a
-   component update;
-   the app swaps it in without a restart and takes the next third
-7. offline: the cloud twin stops; the last third is answered and buffered in the Stream Manager stream;
-   the cloud comes back on the same port and the stream catches up
-8. what came back: the results stream, Kinesis (exported by Stream Manager), IoT Core, captured inputs in S3
+4. devices: nucleus twins provisioned into two thing groups (the rings: canary, fleet); CreateDeployment
+   of the three components to each group; each device resolves, downloads, verifies, unarchives and runs
+   them from their recipes (the Runtime's real Install step builds its venv offline from a wheelhouse;
+   Stream Manager as the public aws.greengrass.StreamManager component); waited until every device
+   SUCCEEDED and the app is RUNNING
+5. inference: a third of the held-out digit images (and one corrupt file) dropped in the apps' input folders
+6. model update: 1.0.1 (the FP32 variant) packaged, built and published, then rolled out with `edgeml
+   deploy`'s code: the canary ring first, soaked and gated, then the fleet ring; the next third is
+   answered by it
+7. offline: the cloud twin stops; the last third is answered and buffered in the Stream Manager streams
+   and the IPC spooler; the cloud comes back on the same port and both catch up
+8. what came back: the results streams, Kinesis (exported by Stream Manager), IoT Core, captured inputs in
+   S3, health streams, the cloud's view of each core device; then the devices stop their components
 """
 
 from __future__ import annotations
@@ -37,17 +40,28 @@ from edgeml.demo.cloud import (
     publish_components,
 )
 from edgeml.demo.cloudtwin import DemoCloud
-from edgeml.demo.device import SimulatedCore
+from edgeml.demo.devicepython import find_device_python
 from edgeml.demo.digits import write_holdout_images
+from edgeml.demo.fleet import INFERENCE, DemoDevice, DemoFleet, cloud_view
 from edgeml.demo.report import DemoSummary, ResultFigures, render
+from edgeml.demo.rollout import RingGroup, health_datapoints, run_rollout
 from edgeml.demo.workdir import check_work_folder, prepare_work_folder
+from edgeml.deploy.spec import DEFAULT_NAMESPACE
 from edgeml.errors import EdgemlError
 from edgeml.model.package import PackagedComponent
 from edgeml.twin.cloud.motoserver import pointed_at
 from edgeml.twin.cloud.readback import kinesis_payloads, s3_object_count
 from edgeml.twin.loopback import wait_for
 
-THING_NAME = "edgeml-demo-core"
+RUNTIME = "com.edgeml.Runtime"
+THING_PREFIX = "edgeml-demo-core"
+# The rings of the model update's rollout, each an existing thing group; every device is in one of them.
+RINGS = (
+    RingGroup("canary", "edgeml-demo-canary", gated=True),
+    RingGroup("fleet", "edgeml-demo-fleet", gated=False),
+)
+DEVICES_PER_RING = {"canary": 1, "fleet": 1}
+ROLLOUT = "edgeml-demo-model-1-0-1"
 HOLDOUT_IMAGES = 360
 CORRUPT_FILE = "corrupt.png"
 
@@ -56,6 +70,17 @@ def split_in_thirds(images: int) -> tuple[int, int, int]:
     first = images // 3
     second = (images - first) // 2
     return first, second, images - first - second
+
+
+def share(count: int, parts: int) -> list[int]:
+    """`count` split into `parts` shares that differ by at most one, larger first."""
+    return [count // parts + (1 if index < count % parts else 0) for index in range(parts)]
+
+
+def results_in(payload: bytes) -> int:
+    """Results in one IoT Core message: the app batches them ({"kind": "results", "count": n, ...})."""
+    message = json.loads(payload)
+    return int(message["count"]) if isinstance(message, dict) and message.get("kind") == "results" else 1
 
 
 class Demo:
@@ -69,10 +94,18 @@ class Demo:
         self.summary = DemoSummary(images=images)
         self.cloud = DemoCloud(work / "cloud")
         self.components_dir = work / "src" / "components"
-        self.core = SimulatedCore(work / "device", THING_NAME)
-        self.sent = 0  # images dropped so far
+        self.fleet: DemoFleet | None = None
+        self.sent = 0  # images dropped so far, over all devices
+        self.corrupt_sent = 0
 
-    # -- cloud and build ---------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    @property
+    def devices(self) -> list[DemoDevice]:
+        return self.fleet.devices if self.fleet is not None else []
+
+    # -- cloud, model, build, publish ---------------------------------------------------------------
 
     def create_cloud_resources(self) -> CloudResources:
         self.console.rule(f"cloud twin: {self.cloud.endpoint_url} (moto + GreengrassV2 control plane)")
@@ -93,139 +126,230 @@ class Demo:
         ]
         return package_digits(variants_dir, self.work / "model", bucket, "1.0.0")
 
-    def build_publish_and_install(self, model: PackagedComponent, bucket: str) -> None:
+    def build_and_publish(self, model: PackagedComponent, bucket: str) -> None:
         self.console.rule("build: Runtime, Model and Inference (gdk layout); publish through the cloud twin")
         copy_component_sources(self.repo, self.work / "src")
-        builds = build_components(self.components_dir, self.work / "model", model.version)
+        build_components(self.components_dir, self.work / "model", model.version)
         self.publish(bucket)
-        self.console.print(
-            "device: installing the built artifacts directly (NOT deployed through the control plane yet)",
-            highlight=False, soft_wrap=True,
-        )
-        for build in builds:
-            installed = self.core.install(build)
-            self.summary.components[installed.component] = installed.version
-            self.summary.manifests[installed.component] = installed.manifest
 
     def publish(self, bucket: str, names: list[str] | None = None) -> None:
         for result in publish_components(self.components_dir, bucket, names):
-            line = f"published {result.component} {result.version} ({result.arn}): {result.state}"
-            self.console.print(line, highlight=False, soft_wrap=True)
+            self.say(f"published {result.component} {result.version} ({result.arn}): {result.state}")
             self.summary.published[result.component] = result.version
 
-    # -- device ------------------------------------------------------------------------------------
+    # -- devices and deployments --------------------------------------------------------------------
+
+    def start_devices(self) -> None:
+        python, downloaded = find_device_python(self.components_dir / RUNTIME / "requirements")
+        groups = {ring.thing_group: DEVICES_PER_RING[ring.name] for ring in RINGS}
+        self.console.rule(
+            "devices: nucleus twins in thing groups " + ", ".join(f"{g} ({n})" for g, n in groups.items())
+        )
+        fetched = " (downloaded into the cache now)" if downloaded else ""
+        self.say(f"device OS python3: {python.interpreter} ({python.version}); Runtime wheelhouse"
+                 f" {python.wheelhouse}{fetched}")
+        self.fleet = DemoFleet(
+            self.work / "devices", self.cloud.endpoint_url, groups, python.system_path, THING_PREFIX
+        )
+        self.fleet.start()
+        self.wheelhouse = python.wheelhouse
+
+    def deployment_components(self, resources: CloudResources, model_version: str) -> dict[str, Any]:
+        """What a deployer writes in CreateDeployment: versions, and only the configuration a deployer
+        sets (the offline wheelhouse, the cloud resources, the demo's capture and health settings)."""
+        app = {
+            "ResultKinesisStream": resources.results_kinesis_stream,
+            "CaptureBucket": resources.capture_bucket,
+            "ConfidenceThreshold": 0.9,  # capture every input the model is less than 90% sure of
+            "CaptureSampleRate": 1.0,
+            "HealthIntervalS": 1,
+            "HttpPort": 0,  # the devices share this machine's loopback: no fixed port for all of them
+        }
+        return {
+            RUNTIME: {
+                "componentVersion": self.summary.published[RUNTIME],
+                "configurationUpdate": {"merge": json.dumps({"WheelhouseDir": str(self.wheelhouse)})},
+            },
+            MODEL_COMPONENT: {"componentVersion": model_version},
+            INFERENCE: {
+                "componentVersion": self.summary.published[INFERENCE],
+                "configurationUpdate": {"merge": json.dumps(app)},
+            },
+        }
+
+    def deploy(self, name: str, components: dict[str, Any]) -> None:
+        assert self.fleet is not None
+        statuses = self.fleet.deploy(name, components)
+        self.fleet.wait_running()
+        self.say(f"deployment {name}: " + ", ".join(f"{t} {s}" for t, s in statuses.items()))
+        self.summary.deployments.append({"name": name, "devices": statuses})
+
+    def first_deployment(self, resources: CloudResources, model: PackagedComponent) -> None:
+        self.console.rule("deploy: CreateDeployment to each thing group, each device to RUNNING")
+        self.deploy("edgeml-demo", self.deployment_components(resources, model.version))
+        self.summary.app_starts_before_update = {d.thing_name: d.app_starts() for d in self.devices}
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def all_results(self) -> dict[str, list[dict[str, Any]]]:
+        stream = self.result_stream
+        return {device.thing_name: device.read_stream(stream, timeout_ms=0) for device in self.devices}
 
     @property
-    def inputs(self) -> Path:
-        return self.core.work / str(self.core.configuration["InputDirectory"])
+    def result_stream(self) -> str:
+        return str(self.devices[0].app_configuration["ResultStream"])
 
-    def start_device(self, resources: CloudResources) -> None:
-        self.console.rule(f"device {THING_NAME}: IPC and Stream Manager twins, the inference app")
-        self.core.start(
-            {
-                # The model component's unarchived root: the app serves the newest version under it and
-                # rescans on a component update, so a new model version swaps in without a restart.
-                "ModelDirectory": str(self.core.installed[MODEL_COMPONENT].decompressed_path.parent),
-                "ModelPollS": 0,
-                "ResultKinesisStream": resources.results_kinesis_stream,
-                "CaptureBucket": resources.capture_bucket,
-                "ConfidenceThreshold": 0.9,  # capture every input the model is less than 90% sure of
-                "CaptureSampleRate": 1.0,
-                "HealthIntervalS": 1,
-            }
-        )
-
-    def results(self, at_least: int) -> list[dict[str, Any]]:
-        stream = str(self.core.configuration["ResultStream"])
-        return wait_for(
-            lambda: results if len(results := self.core.read_stream(stream)) >= at_least else None,
-            f"{at_least} results in the stream {stream}",
-            timeout_s=60,
-        )
-
-    def infer(self, count: int, label: str, corrupt: bool = False) -> list[dict[str, Any]]:
-        """Drops the next `count` held-out images (and a corrupt file) and waits for all answers."""
+    def infer(self, count: int, label: str, corrupt: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Drops the next `count` held-out images, shared over the devices (and a corrupt file on the
+        first), and waits until every one is answered in the results streams."""
         self.console.rule(f"inference: {count} images {label}")
-        write_holdout_images(self.inputs, count, offset=self.sent)
-        self.sent += count
+        for device, part in zip(self.devices, share(count, len(self.devices)), strict=True):
+            write_holdout_images(device.inputs, part, offset=self.sent)
+            self.sent += part
         if corrupt:
-            (self.inputs / CORRUPT_FILE).write_bytes(b"\x89PNG\r\n\x1a\n not an image")
-        return self.results(self.sent + 1)  # + the corrupt file, dropped with the first batch
+            (self.devices[0].inputs / CORRUPT_FILE).write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+            self.corrupt_sent += 1
+        expected = self.sent + self.corrupt_sent
 
-    def update_model(self, bucket: str, previous: PackagedComponent) -> None:
-        self.console.rule("model update: 1.0.1 (FP32 variant) swapped in without a restart")
-        slot = f"linux-{self.core.platform['architecture']}"
-        update = package_digits(
-            self.work / "variants", self.work / "model", bucket, "1.0.1", {slot: "cpu-fp32"}
-        )
-        [model_build] = build_components(
-            self.components_dir, self.work / "model", update.version, [MODEL_COMPONENT]
-        )
-        self.publish(bucket, [MODEL_COMPONENT])
-        self.summary.components[MODEL_COMPONENT] = self.core.install(model_build).version
-        deferrals = self.core.ipc.announce_component_update(
-            "demo-deployment-2", {MODEL_COMPONENT: update.version}
-        )
-        if deferrals:
-            raise RuntimeError(f"the app deferred the model update: {deferrals}")
-        wait_for(lambda: self.core.health()["model"]["version"] == update.version, f"model {update.version}")
-        self.summary.hot_swap = {"from": previous.version, "to": update.version}
+        def answered() -> dict[str, list[dict[str, Any]]] | None:
+            found = self.all_results()
+            return found if sum(len(results) for results in found.values()) >= expected else None
 
-    def infer_offline(self, count: int, results_kinesis_stream: str) -> list[dict[str, Any]]:
-        """Stops the cloud twin, answers `count` images into the stream, brings the cloud back."""
+        return wait_for(answered, f"{expected} results in the devices' {self.result_stream} streams", 90)
+
+    def update_model(self, resources: CloudResources, previous: PackagedComponent) -> None:
+        self.console.rule("model update: 1.0.1 (FP32 variant) published, then rolled out ring by ring")
+        slot = f"linux-{self.devices[0].twin.platform['architecture']}"
+        bucket = resources.artifact_bucket
+        variants, packages = self.work / "variants", self.work / "model"
+        update = package_digits(variants, packages, bucket, "1.0.1", {slot: "cpu-fp32"})
+        build_components(self.components_dir, self.work / "model", update.version, [MODEL_COMPONENT])
+        self.publish(resources.artifact_bucket, [MODEL_COMPONENT])
+        assert self.fleet is not None
+        outcome = run_rollout(self.work, ROLLOUT, {MODEL_COMPONENT: update.version}, list(RINGS), self.say)
+        json_report, html_report = outcome.reports
+        self.say(f"rollout {ROLLOUT}: {outcome.outcome}; reports {json_report} and {html_report}")
+        self.summary.rollout = {
+            "name": ROLLOUT,
+            "outcome": outcome.outcome,
+            "failure": outcome.failure,
+            "rings": outcome.rings,
+            "CloudWatch health metrics of the devices": health_datapoints(
+                DEFAULT_NAMESPACE, self.fleet.things()
+            ),
+        }
+        self.fleet.wait_running()
+        restarts = {
+            d.thing_name: d.app_starts() - self.summary.app_starts_before_update[d.thing_name]
+            for d in self.devices
+        }
+        self.summary.model_update = {
+            "from": previous.version,
+            "to": update.version,
+            "app restarts by the nucleus": restarts,
+        }
+        how = "restarted by the nucleus" if any(restarts.values()) else "without a restart"
+        self.say(f"model {previous.version} -> {update.version}: the app was {how} ({restarts})")
+
+    def infer_offline(self, count: int, resources: CloudResources) -> dict[str, list[dict[str, Any]]]:
+        """Stops the cloud twin, answers `count` images into the streams, brings the cloud back."""
         self.cloud.stop()
-        stream = str(self.core.configuration["ResultStream"])
         results = self.infer(count, "while the cloud twin is down")
         failing = wait_for(
-            lambda: [s for s in self.core.export_statuses(stream) if s.get("error_message")],
+            lambda: [e for d in self.devices for e in d.export_errors(self.result_stream)],
             "the Kinesis export to report the outage",
         )
-        reported = failing[0]["error_message"]
-        self.console.print(f"export while offline: {reported}", highlight=False, soft_wrap=True)
-        self.cloud.start()  # the same port; moto keeps its state in-process: same buckets, streams
-        self.console.rule(f"cloud twin back on {self.cloud.endpoint_url}: the stream catches up")
+        self.say(f"export while offline: {failing[0]}")
+        total = sum(len(r) for r in results.values())
+        # the app sends each result to IoT Core within IoTCoreBatchMs; while the cloud is down those
+        # QoS 1 publishes wait in the device's spooler
+        self.wait_iot_core(total)
+        spooled = sum(1 for d in self.devices for entry in d.mqtt_log if not entry.forwarded)
+        self.cloud.start()  # the same port; moto keeps its state in-process, the control plane reloads
+        self.console.rule(f"cloud twin back on {self.cloud.endpoint_url}: the streams catch up")
         wait_for(
-            lambda: len(kinesis_payloads(results_kinesis_stream)) >= len(results),
+            lambda: len(kinesis_payloads(resources.results_kinesis_stream)) >= total,
             "Stream Manager's export of every result to Kinesis after the outage",
             timeout_s=60,
         )
         self.summary.offline = {
             "results answered while the cloud was down": count,
             "export errors reported while down": len(failing),
+            "IoT Core publishes spooled while down": spooled,
         }
         return results
 
-    # -- what came back ----------------------------------------------------------------------------
+    def iot_core_results(self) -> int:
+        return sum(results_in(entry.payload) for device in self.devices for entry in device.mqtt_log)
 
-    def collect(self, resources: CloudResources, results: list[dict[str, Any]]) -> None:
-        """`results`: everything in the results stream, read after the last images were answered."""
+    def wait_iot_core(self, results: int) -> None:
+        """Until the devices' IoT Core publishes carry `results` results (the app batches them)."""
+        wait_for(lambda: self.iot_core_results() >= results, f"{results} results published to IoT Core", 30)
+
+    # -- what came back -----------------------------------------------------------------------------
+
+    def collect(self, resources: CloudResources, results: dict[str, list[dict[str, Any]]]) -> None:
+        """`results`: each device's results stream, read after the last images were answered."""
         self.console.rule("what came back")
-        self.summary.results = ResultFigures.from_results(results)
-        exported = [
-            json.loads(payload)["request_id"]
-            for payload in kinesis_payloads(resources.results_kinesis_stream)
-        ]
-        in_stream_order = [result["request_id"] for result in results]
-        self.core.ipc.wait_iot_core_forwarded()
-        low_confidence = sum(1 for r in results if r.get("status") == "ok" and not r.get("confident", True))
-        prefix = f"captures/{THING_NAME}/"
-        wait_for(
-            lambda: s3_object_count(resources.capture_bucket, prefix) >= low_confidence or None,
-            "captured inputs exported to S3",
+        every = [result for thing in sorted(results) for result in results[thing]]
+        self.summary.results = ResultFigures.from_results(every)
+        payloads = kinesis_payloads(resources.results_kinesis_stream)
+        exported = [json.loads(payload)["request_id"] for payload in payloads]
+        in_order = all(
+            [rid for rid in dict.fromkeys(exported) if rid in ids] == ids
+            for ids in ([r["request_id"] for r in device_results] for device_results in results.values())
         )
-        mqtt = self.core.ipc.mqtt_log
+        self.wait_iot_core(len(every))
+        for device in self.devices:
+            device.wait_iot_core_forwarded()
+        low_confidence = sum(1 for r in every if r.get("status") == "ok" and not r.get("confident", True))
+        prefixes = [f"captures/{device.thing_name}/" for device in self.devices]
+
+        def captured() -> int:
+            return sum(s3_object_count(resources.capture_bucket, prefix) for prefix in prefixes)
+
+        wait_for(lambda: captured() >= low_confidence or None, "captured inputs exported to S3")
+        mqtt = [entry for device in self.devices for entry in device.mqtt_log]
+        health = str(self.devices[0].app_configuration["HealthStream"])
         self.summary.exports = {
             "records exported to Kinesis": len(exported),
-            "Kinesis records in stream order, none missing": list(dict.fromkeys(exported)) == in_stream_order,
-            "results published to IoT Core (QoS 1)": len(mqtt),
-            "of those forwarded to the cloud twin": sum(1 for entry in mqtt if entry.forwarded),
-            "low-confidence inputs captured to S3": s3_object_count(resources.capture_bucket, prefix),
-            "health reports in the health stream": len(
-                self.core.read_stream(str(self.core.configuration["HealthStream"]), timeout_ms=0)
+            "Kinesis records in each device's stream order, none missing": in_order
+            and len(set(exported)) == len(every),
+            "IoT Core publishes (QoS 1, results batched)": len(mqtt),
+            "results in them": sum(results_in(entry.payload) for entry in mqtt),
+            "results in those forwarded to the cloud twin": sum(
+                results_in(entry.payload) for entry in mqtt if entry.forwarded
             ),
-            "files moved to done/": len(list((self.inputs / "done").glob("*.png"))),
-            "files moved to failed/ (with a .json reason)": len(list((self.inputs / "failed").glob("*.png"))),
+            "low-confidence inputs captured to S3": captured(),
+            "health reports in the health streams": sum(
+                len(device.read_stream(health, timeout_ms=0)) for device in self.devices
+            ),
+            "files moved to done/": sum(len(list((d.inputs / "done").glob("*.png"))) for d in self.devices),
+            "files moved to failed/ (with a .json reason)": sum(
+                len(list((d.inputs / "failed").glob("*.png"))) for d in self.devices
+            ),
         }
+        self.summary.per_device = {
+            thing: {"results": len(device_results)} for thing, device_results in results.items()
+        }
+        self.summary.devices = {thing: cloud_view(thing) for thing in self.fleet_things}
+        self.summary.components = {
+            name: version
+            for view in self.summary.devices.values()
+            for name, version in view["root components"].items()
+        }
+
+    @property
+    def fleet_things(self) -> list[str]:
+        return [device.thing_name for device in self.devices]
+
+    def stop_devices(self) -> None:
+        """The nucleus stops each component (SIGTERM to its process group, as Exec.close() does)."""
+        if self.fleet is None:
+            return
+        self.fleet.stop()
+        self.summary.apps_stopped_on_sigterm = {d.thing_name: d.stopped_on_sigterm() for d in self.devices}
+        self.summary.app_exit_code = 0 if all(self.summary.apps_stopped_on_sigterm.values()) else 1
 
     def run(self) -> DemoSummary:
         self.cloud.start()
@@ -233,20 +357,23 @@ class Demo:
             with pointed_at(self.cloud.env()):  # a restarted cloud twin keeps the port, so the same env
                 self.run_steps()
         finally:
-            self.summary.app_exit_code = self.core.stop()
-            self.cloud.stop()
+            try:
+                self.stop_devices()
+            finally:
+                self.cloud.stop()
         return self.summary
 
     def run_steps(self) -> None:
         resources = self.create_cloud_resources()
         first_model = self.compile_and_package(resources.artifact_bucket)
-        self.build_publish_and_install(first_model, resources.artifact_bucket)
-        self.start_device(resources)
+        self.build_and_publish(first_model, resources.artifact_bucket)
+        self.start_devices()
+        self.first_deployment(resources, first_model)
         before, after, offline = split_in_thirds(self.images)
         self.infer(before, f"on model {first_model.version}", corrupt=True)
-        self.update_model(resources.artifact_bucket, first_model)
+        self.update_model(resources, first_model)
         self.infer(after, "on model 1.0.1")
-        results = self.infer_offline(offline, resources.results_kinesis_stream)
+        results = self.infer_offline(offline, resources)
         self.collect(resources, results)
 
 
