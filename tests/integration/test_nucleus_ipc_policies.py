@@ -189,3 +189,56 @@ def test_lifecycle_java_errored_reported_over_ipc_stops_and_restarts_the_compone
             lambda: starts.read_text().count("start") == 2 and twin.states()[name] == "RUNNING",
             "the component to be restarted after its ERRORED report",
         )
+
+
+SILENT_VALIDATOR = b"""
+import time
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
+ipc = GreengrassCoreIPCClientV2()
+ipc.subscribe_to_validate_configuration_updates(on_stream_event=lambda event: print("asked", flush=True))
+print("subscribed", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_dynamic_component_configuration_validator_java_no_answer_in_time_fails_the_deployment(
+    tmp_path: Path,
+) -> None:
+    """NUC deployment/DynamicComponentConfigurationValidator.java treats a TimeoutException as invalid (the
+    docs say the deployment proceeds; the code, which the twin follows, fails it with no state change)."""
+    name, bucket = unique("com.example.Silent"), unique("silent-")
+    document = recipe(
+        name,
+        "1.0.0",
+        {"Run": f"exec {sys.executable} -u {{artifacts:path}}/silent.py"},
+        configuration={"Mode": "good"},
+        artifacts=[{"Uri": f"s3://{bucket}/{name}/silent.py"}],
+    )
+    with one_device(tmp_path) as (endpoint, twin):
+        publish(endpoint, document, {f"{name}/silent.py": SILENT_VALIDATOR}, bucket)
+        target = thing_arn(endpoint, twin.thing_name)
+        policies = {
+            "componentUpdatePolicy": {"action": "SKIP_NOTIFY_COMPONENTS"},
+            "configurationValidationPolicy": {"timeoutInSeconds": 1},
+        }
+        assert (
+            outcome_of(
+                twin,
+                deploy(endpoint, target, {name: {"componentVersion": "1.0.0"}}, deploymentPolicies=policies),
+            ).status
+            == "SUCCESSFUL"
+        )
+        wait_log(twin.log_path(name), "stdout. subscribed")
+        change = {
+            name: {
+                "componentVersion": "1.0.0",
+                "configurationUpdate": {"merge": json.dumps({"Mode": "other"})},
+            }
+        }
+        outcome = outcome_of(twin, deploy(endpoint, target, change, deploymentPolicies=policies))
+        assert outcome.status == "FAILED_NO_STATE_CHANGE"
+        assert "COMPONENT_CONFIGURATION_NOT_VALID" in outcome.status_details()["deployment-error-stack"]
+        assert twin.configuration(name) == {"Mode": "good"}
+        assert "stdout. asked" in twin.log_path(name).read_text()
