@@ -580,7 +580,7 @@ def main() -> None:
             + (
                 f" ({'MET' if row.fixed_cost_us <= TARGET_FIXED_COST_US else 'NOT MET'}, "
                 f"target <= {TARGET_FIXED_COST_US:.0f} us at batch 32)"
-                if row.batch == 32
+                if row.batch == 32 and row.model == "digits"  # a tiny model: there the fixed cost shows
                 else ""
             )
         )
