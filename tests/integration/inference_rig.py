@@ -128,7 +128,10 @@ class Rig:
             messages = client.read_messages(
                 name,
                 ReadMessagesOptions(
-                    desired_start_sequence_number=0, min_message_count=count, read_timeout_millis=timeout_ms
+                    desired_start_sequence_number=0,
+                    min_message_count=count,
+                    max_message_count=max(count, 10_000),
+                    read_timeout_millis=timeout_ms,
                 ),
             )
         return [bytes(message.payload) for message in messages]

@@ -135,12 +135,16 @@ class Device:
         self.ipc.stop()
         return code
 
-    def read_stream(self, name: str, count: int) -> list[dict[str, Any]]:
+    def read_stream(self, name: str, count: int, up_to: int | None = None) -> list[dict[str, Any]]:
+        """At least `count` messages from the start (waiting up to 10 s), at most `up_to` (or `count`)."""
         with StreamManagerClient(port=self.streams.port) as client:
             messages = client.read_messages(
                 name,
                 ReadMessagesOptions(
-                    desired_start_sequence_number=0, min_message_count=count, read_timeout_millis=10000
+                    desired_start_sequence_number=0,
+                    min_message_count=count,
+                    max_message_count=up_to or count,
+                    read_timeout_millis=10000,
                 ),
             )
         return [json.loads(message.payload) for message in messages]
@@ -249,7 +253,9 @@ def test_live_configuration_validation_and_hot_swap(device: Device) -> None:
     device.ipc.announce_component_update("deployment-2", {"com.edgeml.model.Digits": "1.2.0"}, wait_s=10)
     failed = wait_for(
         lambda: [
-            m for m in device.read_stream("EdgemlInferenceHealth", 1) if m.get("event") == "model_swap_failed"
+            m
+            for m in device.read_stream("EdgemlInferenceHealth", 1, 10_000)
+            if m.get("event") == "model_swap_failed"
         ],
         "model_swap_failed in the health stream",
     )
