@@ -70,6 +70,7 @@ class RunRecord:
     outcome: str = ""
     failure: str = ""
     rolled_back: list[str] = field(default_factory=list)
+    rollbacks: dict[str, dict[str, int]] = field(default_factory=dict)  # ring -> rollback executions
 
 
 ProgressCallback = Callable[[str, dict[str, int], int], None]
@@ -308,12 +309,15 @@ class Orchestrator:
         return dict(counts), status
 
     def _rollback(self, state: RolloutState, why: str) -> None:
-        """Redeploys the previous revision to every touched ring that has no rollback yet."""
+        """Redeploys the previous revision to every touched ring that has no rollback yet, then follows
+        the rollbacks until every device of those rings has finished one (or the ring's settle time)."""
+        following: list[tuple[Ring, str]] = []
         for ring_state in state.touched:
             ring = ring_state.ring
             if ring_state.rollback is not None:
                 if ring.name not in self.record.rolled_back:
                     self.record.rolled_back.append(ring.name)
+                following.append((ring, str(ring_state.rollback["deploymentId"])))
                 continue
             previous = ring_state.previous
             if previous is None:
@@ -341,11 +345,44 @@ class Orchestrator:
                 **arguments,
             )
             self.record.rolled_back.append(ring.name)
+            following.append((ring, str(answer["deploymentId"])))
             self._event(
                 ring.name,
                 f"rolled back to revision {previous.get('revisionId')} ({why}): {answer['deploymentId']}",
             )
         self.record.failure = why
+        self._follow_rollbacks(following)
+
+    def _follow_rollbacks(self, following: list[tuple[Ring, str]]) -> None:
+        sizes = {r.name: len(r.devices) for r in (self.record.plan.rings if self.record.plan else [])}
+        pending = {
+            ring.name: (
+                ring,
+                self._aws(
+                    "greengrassv2 GetDeployment",
+                    self.clients.greengrass.get_deployment,
+                    deploymentId=deployment_id,
+                ),
+            )
+            for ring, deployment_id in following
+        }
+        started = self.waiter.now()
+        while pending:
+            for name, (ring, deployment) in list(pending.items()):
+                counts, _ = self._counts(deployment)
+                self.record.progress.setdefault(f"{name} (rollback)", []).append((self.waiter.now(), counts))
+                self.on_progress(f"{name} (rollback)", counts, sizes.get(name, 0))
+                done = sum(counts.get(s, 0) for s in TERMINAL)
+                timed_out = self.waiter.now() >= started + ring.settle_timeout_s
+                if done >= sizes.get(name, 0) or timed_out:
+                    self.record.rollbacks[name] = counts
+                    summary = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()))
+                    self._event(
+                        name, f"rollback {'settled' if not timed_out else 'not settled in time'}: {summary}"
+                    )
+                    del pending[name]
+            if pending:
+                self.waiter.sleep(self.spec.poll_s)
 
     # --- commands other than start/resume ------------------------------------------------------------
     def promote(self) -> str:

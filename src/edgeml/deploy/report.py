@@ -84,6 +84,7 @@ def report_json(record: RunRecord) -> dict[str, Any]:
         "outcome": record.outcome,
         "failure": record.failure,
         "rolledBack": record.rolled_back,
+        "rollbackExecutions": record.rollbacks,
         "plan": record.plan.as_json() if record.plan else None,
         "events": [e.as_json() for e in record.events],
         "progress": {
@@ -199,11 +200,12 @@ def report_html(record: RunRecord) -> str:
     out.append("</table>")
     for ring in record.spec.rings:
         out.append(f"<h2>Ring {html.escape(ring.name)}</h2>")
-        samples = record.progress.get(ring.name, [])
-        if samples:
-            statuses = sorted({s for _, counts in samples for s in counts})
-            series = {s: [(at, float(counts.get(s, 0))) for at, counts in samples] for s in statuses}
-            out.append(_line_chart(series, None, "job executions by status over time"))
+        for key, title in ((ring.name, "job executions"), (f"{ring.name} (rollback)", "rollback executions")):
+            samples = record.progress.get(key, [])
+            if samples:
+                statuses = sorted({s for _, counts in samples for s in counts})
+                series = {s: [(at, float(counts.get(s, 0))) for at, counts in samples] for s in statuses}
+                out.append(_line_chart(series, None, f"{title} by status over time"))
         result = record.gates.get(ring.name)
         if result is None:
             out.append("<p>not gated in this run</p>")
