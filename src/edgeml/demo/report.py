@@ -63,6 +63,7 @@ class DemoSummary:
     rollout: dict[str, Any] = field(default_factory=dict)  # the model update's staged rollout
     offline: dict[str, int] = field(default_factory=dict)
     apps_stopped_on_sigterm: dict[str, bool] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, in order
     app_exit_code: int | None = None  # 0 when every device's app stopped cleanly on SIGTERM
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +167,12 @@ def render(summary: DemoSummary, console: Console) -> None:
         )
         devices.add_row(thing, view["status"], components)
     console.print(devices)
+
+    timings = folding_table("stage", "seconds", title="Where the time went")
+    for stage, seconds in summary.seconds.items():
+        timings.add_row(stage, f"{seconds:.1f}")
+    timings.add_row("total", f"{sum(summary.seconds.values()):.1f}")
+    console.print(timings)
 
     figures = folding_table("figure", "value", title="What came back")
     for name, value in figure_rows(summary):

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,20 @@ class Demo:
         self.fleet: DemoFleet | None = None
         self.sent = 0  # images dropped so far, over all devices
         self.corrupt_sent = 0
+        self._stage: tuple[str, float] | None = None
+
+    def stage(self, name: str, title: str) -> None:
+        """Prints a stage's rule and starts its clock (each stage runs until the next one starts)."""
+        now = time.monotonic()
+        self._close_stage(now)
+        self._stage = (name, now)
+        self.console.rule(title)
+
+    def _close_stage(self, now: float) -> None:
+        if self._stage is not None:
+            name, started = self._stage
+            self.summary.seconds[name] = round(self.summary.seconds.get(name, 0.0) + now - started, 1)
+            self._stage = None
 
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False, soft_wrap=True)
@@ -108,11 +123,11 @@ class Demo:
     # -- cloud, model, build, publish ---------------------------------------------------------------
 
     def create_cloud_resources(self) -> CloudResources:
-        self.console.rule(f"cloud twin: {self.cloud.endpoint_url} (moto + GreengrassV2 control plane)")
+        self.stage("cloud twin", f"cloud twin: {self.cloud.endpoint_url} (moto + GreengrassV2 control plane)")
         return create_resources()
 
     def compile_and_package(self, bucket: str) -> PackagedComponent:
-        self.console.rule("model: compile locally, package as a component version")
+        self.stage("model compile + package", "model: compile locally, package as a component version")
         variants_dir = self.work / "variants"
         variant_set = compile_digits(self.repo / "models" / "digits" / "model.onnx", variants_dir)
         self.summary.variants = [
@@ -127,7 +142,10 @@ class Demo:
         return package_digits(variants_dir, self.work / "model", bucket, "1.0.0")
 
     def build_and_publish(self, model: PackagedComponent, bucket: str) -> None:
-        self.console.rule("build: Runtime, Model and Inference (gdk layout); publish through the cloud twin")
+        self.stage(
+            "build + publish",
+            "build: Runtime, Model and Inference (gdk layout); publish through the cloud twin",
+        )
         copy_component_sources(self.repo, self.work / "src")
         build_components(self.components_dir, self.work / "model", model.version)
         self.publish(bucket)
@@ -142,8 +160,9 @@ class Demo:
     def start_devices(self) -> None:
         python, downloaded = find_device_python(self.components_dir / RUNTIME / "requirements")
         groups = {ring.thing_group: DEVICES_PER_RING[ring.name] for ring in RINGS}
-        self.console.rule(
-            "devices: nucleus twins in thing groups " + ", ".join(f"{g} ({n})" for g, n in groups.items())
+        self.stage(
+            "device twins start",
+            "devices: nucleus twins in thing groups " + ", ".join(f"{g} ({n})" for g, n in groups.items()),
         )
         fetched = " (downloaded into the cache now)" if downloaded else ""
         self.say(f"device OS python3: {python.interpreter} ({python.version}); Runtime wheelhouse"
@@ -185,7 +204,10 @@ class Demo:
         self.summary.deployments.append({"name": name, "devices": statuses})
 
     def first_deployment(self, resources: CloudResources, model: PackagedComponent) -> None:
-        self.console.rule("deploy: CreateDeployment to each thing group, each device to RUNNING")
+        self.stage(
+            "first deployment (Runtime Install included)",
+            "deploy: CreateDeployment to each thing group, each device to RUNNING",
+        )
         self.deploy("edgeml-demo", self.deployment_components(resources, model.version))
         self.summary.app_starts_before_update = {d.thing_name: d.app_starts() for d in self.devices}
 
@@ -202,7 +224,7 @@ class Demo:
     def infer(self, count: int, label: str, corrupt: bool = False) -> dict[str, list[dict[str, Any]]]:
         """Drops the next `count` held-out images, shared over the devices (and a corrupt file on the
         first), and waits until every one is answered in the results streams."""
-        self.console.rule(f"inference: {count} images {label}")
+        self.stage(f"inference {label}", f"inference: {count} images {label}")
         for device, part in zip(self.devices, share(count, len(self.devices)), strict=True):
             write_holdout_images(device.inputs, part, offset=self.sent)
             self.sent += part
@@ -218,7 +240,10 @@ class Demo:
         return wait_for(answered, f"{expected} results in the devices' {self.result_stream} streams", 90)
 
     def update_model(self, resources: CloudResources, previous: PackagedComponent) -> None:
-        self.console.rule("model update: 1.0.1 (FP32 variant) published, then rolled out ring by ring")
+        self.stage(
+            "model update: publish + staged rollout",
+            "model update: 1.0.1 (FP32 variant) published, then rolled out ring by ring",
+        )
         slot = f"linux-{self.devices[0].twin.platform['architecture']}"
         bucket = resources.artifact_bucket
         variants, packages = self.work / "variants", self.work / "model"
@@ -266,7 +291,10 @@ class Demo:
         self.wait_iot_core(total)
         spooled = sum(1 for d in self.devices for entry in d.mqtt_log if not entry.forwarded)
         self.cloud.start()  # the same port; moto keeps its state in-process, the control plane reloads
-        self.console.rule(f"cloud twin back on {self.cloud.endpoint_url}: the streams catch up")
+        self.stage(
+            "cloud back: streams catch up",
+            f"cloud twin back on {self.cloud.endpoint_url}: the streams catch up",
+        )
         wait_for(
             lambda: len(kinesis_payloads(resources.results_kinesis_stream)) >= total,
             "Stream Manager's export of every result to Kinesis after the outage",
@@ -290,7 +318,7 @@ class Demo:
 
     def collect(self, resources: CloudResources, results: dict[str, list[dict[str, Any]]]) -> None:
         """`results`: each device's results stream, read after the last images were answered."""
-        self.console.rule("what came back")
+        self.stage("read-back", "what came back")
         every = [result for thing in sorted(results) for result in results[thing]]
         self.summary.results = ResultFigures.from_results(every)
         payloads = kinesis_payloads(resources.results_kinesis_stream)
@@ -347,7 +375,9 @@ class Demo:
         """The nucleus stops each component (SIGTERM to its process group, as Exec.close() does)."""
         if self.fleet is None:
             return
+        self.stage("devices stop", "devices: the nucleus twins stop their components")
         self.fleet.stop()
+        self._close_stage(time.monotonic())
         self.summary.apps_stopped_on_sigterm = {d.thing_name: d.stopped_on_sigterm() for d in self.devices}
         self.summary.app_exit_code = 0 if all(self.summary.apps_stopped_on_sigterm.values()) else 1
 
