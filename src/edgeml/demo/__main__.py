@@ -60,6 +60,10 @@ def demo(
         raise DemoFailed(str(error)) from error
     summary.write(summary_path)
     console.print(f"summary: {summary_path}", soft_wrap=True, highlight=False)
+    rollout = summary.rollout
+    if rollout and rollout["outcome"] != "completed":
+        ended = f"{rollout['outcome']}: {rollout['failure']}"
+        raise DemoFailed(f"the model update's rollout {rollout['name']} ended {ended}")
     if summary.app_exit_code != 0:
         unclean = sorted(thing for thing, clean in summary.apps_stopped_on_sigterm.items() if not clean)
         raise DemoFailed(f"the inference app did not stop cleanly on SIGTERM on {', '.join(unclean)}")
