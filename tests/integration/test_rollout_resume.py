@@ -88,7 +88,7 @@ def test_kill_9_mid_ring_and_resume_deploys_each_ring_once(
         base = parse_spec(_spec(f"k9-base-{SUFFIX}", "1.0.0", model, app, parent, 0), "base.yaml")
         assert Orchestrator(Clients(REGION), base, WallClock()).run().outcome == "completed"
         spec_path = tmp_path / "update.yaml"
-        spec_path.write_text(yaml.safe_dump(_spec(f"k9-up-{SUFFIX}", "1.0.1", model, app, parent, 1.5)))
+        spec_path.write_text(yaml.safe_dump(_spec(f"k9-up-{SUFFIX}", "1.0.1", model, app, parent, 3.0)))
         spec = parse_spec(yaml.safe_load(spec_path.read_text()), str(spec_path))
         wave_arn = Clients(REGION).thing_group_arn(spec.ring("wave").target_group)
 
@@ -106,7 +106,9 @@ def test_kill_9_mid_ring_and_resume_deploys_each_ring_once(
         deadline = time.monotonic() + 60
         while not ours_on_wave() and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.05)
-        assert ours_on_wave(), "the first run never reached the second ring"
+        assert ours_on_wave(), (
+            f"the first run never reached the second ring: {child.stderr.read() if child.stderr else ''}"
+        )
         os.kill(child.pid, signal.SIGKILL)  # mid-ring: its deployment exists, its soak has not run
         child.wait(10)
         resumed = subprocess.run(
