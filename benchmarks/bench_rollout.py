@@ -10,7 +10,7 @@ directly (setup, not measured).
 - plan: `check_and_plan` through boto3 (components checked, groups listed, revisions read) and the pure
   `plan_rollout` on the same inventory; baseline in the same run: listing the parent group's members
   alone (the AWS reads a plan cannot avoid). Target: < 1 s for 10,000 devices in 5 rings.
-- fleets: a baseline rollout (1.0.0, no gates) then the measured one (1.0.1, 2% of deployments fail;
+- fleets: the fleet's first rollout (its ring groups made and filled, then 1.0.1; 2% of deployments fail;
   canary 2% with the full health gate, wave 18% with error rate and results, rest 80% with device states
   only; minSucceeded 0.95). Reported: wall time, the injected time it covered, requests, the rollout's own
   CPU (thread time of the orchestrator: planning, polling, gates) per device, process CPU per device, and
@@ -171,18 +171,17 @@ def bench_fleet(endpoint: CloudEndpoint, clock: ManualClock, count: int) -> Flee
     install_health_rules(
         boto3.client("iot", region_name=REGION), f"bench_{prefix}", namespace, "arn:aws:iam::1:role/r"
     )
-    behaviour = FleetBehaviour(watched_component=model, apply_seconds=30, health_interval_s=300, seed=count)
+    behaviour = FleetBehaviour(
+        watched_component=model,
+        apply_seconds=30,
+        health_interval_s=300,
+        seed=count,
+        failure_rate=FAILURE_RATE,
+    )
     api = Boto3DeviceApi(endpoint_url=endpoint.endpoint_url, region_name=REGION)
     fleet = LightFleet.of(things, behaviour, api)
     waiter = _Timed(FleetTime(clock, fleet, tick_s=60))
     rate = {"jobExecutionsRolloutConfig": {"maximumPerMinute": 1000}}
-    base_rings: list[dict[str, Any]] = [
-        {"name": n, "parentGroup": group, "share": s, "soakSeconds": 0, "iotJobConfiguration": rate}
-        for n, s in (("canary", 0.02), ("wave", 0.18), ("rest", 0.8))
-    ]
-    base = _spec(f"{prefix}-base", model, app, "1.0.0", base_rings)
-    Orchestrator(Clients(REGION), base, waiter).run()
-    fleet.set_behaviour(FleetBehaviour(**{**behaviour.__dict__, "failure_rate": FAILURE_RATE}))
     gates: dict[str, dict[str, Any]] = {
         "canary": {
             "minSucceeded": 0.9,  # a canary of ~20 devices: one failed deployment is 5%
@@ -197,14 +196,14 @@ def bench_fleet(endpoint: CloudEndpoint, clock: ManualClock, count: int) -> Flee
     }
     rings = [
         {
-            "name": r["name"],
+            "name": name,
             "parentGroup": group,
-            "share": r["share"],
+            "share": share,
             "soakSeconds": 600,
-            "gate": gates[str(r["name"])],
+            "gate": gates[name],
             "iotJobConfiguration": rate,
         }
-        for r in base_rings
+        for name, share in (("canary", 0.02), ("wave", 0.18), ("rest", 0.8))
     ]
     spec = _spec(f"{prefix}-up", model, app, "1.0.1", rings, namespace)
     calls_before, injected_before = api.calls, waiter.inner.slept
