@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         streams.close()
     if ipc is not None:
         ipc.close()
+    _log.info("stopped")
     return 0
 
 

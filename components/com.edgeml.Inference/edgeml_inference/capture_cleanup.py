@@ -59,9 +59,11 @@ class ExportedCaptureCleaner:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 0.1) -> None:
+        """Stops following; does not wait out a read in progress (a daemon thread: closing the client
+        ends it), so a SIGTERM is not held up by up to READ_TIMEOUT_MS."""
         self._stop.set()
-        self._thread.join(READ_TIMEOUT_MS / 1000 + 5)
+        self._thread.join(timeout_s)
 
     def _loop(self) -> None:
         from stream_manager import NotEnoughMessagesException, ReadMessagesOptions
