@@ -43,7 +43,7 @@ from edgeml.demo.cloud import (
 from edgeml.demo.cloudtwin import DemoCloud
 from edgeml.demo.devicepython import find_device_python
 from edgeml.demo.digits import write_holdout_images
-from edgeml.demo.fleet import INFERENCE, DemoDevice, DemoFleet, cloud_view
+from edgeml.demo.fleet import DemoDevice, DemoFleet, cloud_view
 from edgeml.demo.report import DemoSummary, ResultFigures, render
 from edgeml.demo.rollout import RingGroup, health_datapoints, run_rollout
 from edgeml.demo.workdir import check_work_folder, prepare_work_folder
@@ -52,6 +52,7 @@ from edgeml.errors import EdgemlError
 from edgeml.model.package import PackagedComponent
 from edgeml.twin.cloud.motoserver import pointed_at
 from edgeml.twin.cloud.readback import kinesis_payloads, s3_object_count
+from edgeml.twin.device.nucleus.stack import edgeml_deployment
 from edgeml.twin.loopback import wait_for
 
 RUNTIME = "com.edgeml.Runtime"
@@ -99,6 +100,7 @@ class Demo:
         self.sent = 0  # images dropped so far, over all devices
         self.corrupt_sent = 0
         self._stage: tuple[str, float] | None = None
+        self.wheelhouse = Path()  # the devices' offline wheelhouse, found when they start
 
     def stage(self, name: str, title: str) -> None:
         """Prints a stage's rule and starts its clock (each stage runs until the next one starts)."""
@@ -174,27 +176,17 @@ class Demo:
         self.wheelhouse = python.wheelhouse
 
     def deployment_components(self, resources: CloudResources, model_version: str) -> dict[str, Any]:
-        """What a deployer writes in CreateDeployment: versions, and only the configuration a deployer
-        sets (the offline wheelhouse, the cloud resources, the demo's capture and health settings)."""
+        """What a deployer writes in CreateDeployment (the nucleus twin's `edgeml_deployment`): versions, the
+        offline wheelhouse, the cloud resources, and the demo's capture, health and port settings."""
         app = {
-            "ResultKinesisStream": resources.results_kinesis_stream,
             "CaptureBucket": resources.capture_bucket,
             "ConfidenceThreshold": 0.9,  # capture every input the model is less than 90% sure of
             "CaptureSampleRate": 1.0,
             "HealthIntervalS": 1,
             "HttpPort": 0,  # the devices share this machine's loopback: no fixed port for all of them
         }
-        return {
-            RUNTIME: {
-                "componentVersion": self.summary.published[RUNTIME],
-                "configurationUpdate": {"merge": json.dumps({"WheelhouseDir": str(self.wheelhouse)})},
-            },
-            MODEL_COMPONENT: {"componentVersion": model_version},
-            INFERENCE: {
-                "componentVersion": self.summary.published[INFERENCE],
-                "configurationUpdate": {"merge": json.dumps(app)},
-            },
-        }
+        versions = {**self.summary.published, MODEL_COMPONENT: model_version}
+        return edgeml_deployment(versions, self.wheelhouse, resources.results_kinesis_stream, app)
 
     def deploy(self, name: str, components: dict[str, Any]) -> None:
         assert self.fleet is not None
