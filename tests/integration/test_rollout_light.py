@@ -203,8 +203,9 @@ def _execution_statuses(w: World, job_id: str) -> dict[str, int]:
 class _CancelDuring:
     """A rollout's waiter that runs `edgeml deploy cancel` (another orchestrator) once `ring` has begun."""
 
-    def __init__(self, w: World, spec_ring: str, orchestrator: Orchestrator) -> None:
+    def __init__(self, w: World, spec_ring: str, orchestrator: Orchestrator, command: str = "cancel") -> None:
         self.w, self.ring, self.orchestrator, self.done = w, spec_ring, orchestrator, False
+        self.command = command
 
     def now(self) -> float:
         return self.w.time.now()
@@ -214,7 +215,7 @@ class _CancelDuring:
         events = [e.what for e in self.orchestrator.record.events if e.ring == self.ring]
         if not self.done and any("created" in e for e in events):
             self.done = True
-            Orchestrator(self.w.clients, self.orchestrator.spec, self.w.time).cancel()
+            getattr(Orchestrator(self.w.clients, self.orchestrator.spec, self.w.time), self.command)()
 
 
 @pytest.mark.slow
@@ -291,3 +292,21 @@ def _deploy(*args: str) -> int:
         except SystemExit as exited:
             return int(exited.code or 0)
     return 0
+
+
+@pytest.mark.slow
+def test_a_rollback_by_hand_mid_ring_stops_the_running_rollout(tmp_path: Path) -> None:
+    with world(tmp_path, devices=12) as w:
+        _baseline(w)
+        slow = {"jobExecutionsRolloutConfig": {"maximumPerMinute": 1}}
+        spec = w.spec("by-hand", "1.0.1", rings(w, gate=GATE, iotJobConfiguration=slow))
+        orchestrator = Orchestrator(w.clients, spec, w.time)
+        orchestrator.waiter = _CancelDuring(w, "wave", orchestrator, "rollback")
+        assert orchestrator.run().outcome == "superseded"  # it never goes on to the next ring
+        assert w.versions() == {"1.0.0": len(w.fleet.agents)}  # canary and wave restored, rest untouched
+        gg = w.endpoint_client("greengrassv2")
+        rest = w.clients.thing_group_arn(spec.ring("rest").target_group)
+        assert [d["deploymentName"] for d in gg.list_deployments(targetArn=rest)["deployments"]] == [
+            f"base-{w.suffix}-rest"
+        ]
+        assert Orchestrator(w.clients, spec, w.time).run().outcome == "rolled-back"  # resume: nothing more

@@ -112,6 +112,11 @@ def _run(spec: RolloutSpec, region: str | None, report_dir: Path) -> None:
     _report(record, report_dir, started)
     if record.outcome == "canceled":
         raise DeployError(f"rollout {spec.name} was canceled; devices keep what they applied")
+    if record.outcome == "superseded":
+        raise DeployError(
+            f"rollout {spec.name} stopped: another revision (a rollback by hand, another deployment) "
+            "replaced the current ring's deployment"
+        )
     if record.outcome == "rolled-back":
         raise DeployError(f"rollout {spec.name} was rolled back: {record.failure or 'by hand'}")
     if record.outcome == "awaiting-promotion":

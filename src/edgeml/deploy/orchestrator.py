@@ -150,8 +150,9 @@ class Orchestrator:
         settled_at = ring_state.settled_at
         aborted = False
         while settled_at is None:
-            if self._refresh(deployment) != "":  # before the job: a cancel by hand tags first, then cancels
-                return self._stopped(ring, deployment)
+            stop = self._refresh(deployment)  # before the job: a cancel by hand tags first, then cancels
+            if stop:
+                return self._stopped(ring, deployment, stop)
             counts, job_status = self._counts(deployment)
             self.record.progress.setdefault(ring.name, []).append((self.waiter.now(), counts))
             self.on_progress(ring.name, counts, total)
@@ -165,8 +166,9 @@ class Orchestrator:
             self.waiter.sleep(self.spec.poll_s)
         soak_end = settled_at + ring.soak_s
         if not aborted and ring_state.settled_at is not None:  # resumed after the ring had settled
-            if self._refresh(deployment) == "canceled":
-                return self._stopped(ring, deployment)
+            stop = self._refresh(deployment)
+            if stop in ("canceled", "superseded"):
+                return self._stopped(ring, deployment, stop)
             aborted = self._job_status(deployment) == "CANCELED"
         while not aborted and self.waiter.now() < soak_end:
             stop = self._refresh(deployment)
@@ -174,7 +176,7 @@ class Orchestrator:
                 self._event(ring.name, "promoted by hand during the soak")
                 return "promoted"
             if stop:
-                return self._stopped(ring, deployment)
+                return self._stopped(ring, deployment, stop)
             self.waiter.sleep(min(self.spec.poll_s, max(soak_end - self.waiter.now(), 0.001)))
         result = evaluate(
             self.clients,
@@ -208,9 +210,9 @@ class Orchestrator:
         self._event(ring.name, "gate passed; promoted")
         return "promoted"
 
-    def _stopped(self, ring: Ring, deployment: dict[str, Any]) -> str:
-        self._event(ring.name, "canceled")
-        return "canceled"
+    def _stopped(self, ring: Ring, deployment: dict[str, Any], why: str = "canceled") -> str:
+        self._event(ring.name, why)
+        return why
 
     def _refresh(self, deployment: dict[str, Any]) -> str:
         """Re-reads our deployment's tags: '' to go on, 'canceled' or 'promoted' when told so from outside."""
@@ -221,6 +223,8 @@ class Orchestrator:
         deployment["tags"] = fresh.get("tags") or {}
         if deployment["tags"].get(TAG_STATE) == STATE_CANCELED:
             return "canceled"
+        if fresh.get("isLatestForTarget") is False:  # a rollback by hand or another deployment replaced it
+            return "superseded"
         if deployment["tags"].get(TAG_GATE) == GATE_PROMOTED:
             return "promoted"
         return ""
@@ -407,7 +411,7 @@ class Orchestrator:
         return active.ring.name
 
     def rollback(self) -> list[str]:
-        state = read_state(self.clients, self.spec)
+        self.record.plan, state = check_and_plan(self.clients, self.spec)  # the rings' devices, to follow
         if not state.touched:
             raise RolloutStateError(f"rollout {self.spec.name} has deployed nothing to roll back")
         self._rollback(state, "rolled back by hand")
