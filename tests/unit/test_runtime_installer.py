@@ -110,7 +110,15 @@ def test_create_skip_reinstall_offline_failure_and_timeout(project: Path) -> Non
     created = _install(project, *_args(project))
     assert created.returncode == 0, created.stderr
     assert "created" in created.stdout
+    site = next(venv.glob("lib/python*/site-packages"))
+    # This interpreter's pip (22.3+) installed into a venv made without pip, byte-compiling nothing:
+    # the first import writes the .pyc (installer.py's docstring has the figures).
+    assert not (site / "pip").exists()
+    assert not (site / "tinypkg" / "__pycache__").exists()
     assert _venv_version(venv, "tinypkg") == "1.0"
+    writes_bytecode = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([str(venv / "bin" / "python"), "-c", "import tinypkg"], env=writes_bytecode, check=True)
+    assert list((site / "tinypkg" / "__pycache__").glob("*.pyc"))
     lock = json.loads((venv / LOCK_FILE).read_text())
     assert lock["requirements"] == "linux-x86_64.txt" and lock["accelerator"] == "cpu"
 
@@ -228,6 +236,9 @@ def test_missing_gpu_requirements_names_what_exists(tmp_path: Path) -> None:
 
 def test_probe_reads_this_interpreter() -> None:
     found = probe_interpreter(sys.executable)
+    import pip
+
+    assert found.pip_version is not None and ".".join(map(str, found.pip_version)) == pip.__version__
     assert found.version == sys.version_info[:2]
     assert found.glibc is not None and found.glibc == tuple(map(int, platform.libc_ver()[1].split(".")))
     assert found.has_ensurepip
@@ -260,6 +271,10 @@ def _requirements(tmp_path: Path) -> Path:
             "python3-venv is missing (/usr/bin/python3 has no ensurepip, so python3 -m venv fails): "
             "apt install python3.10-venv",
         ),
+        (  # a pip older than 22.3 has no --python: the venv needs its own pip, from ensurepip
+            Interpreter("/usr/bin/python3", (3, 10), (2, 35), False, (22, 2, 2)),
+            "python3-venv is missing (/usr/bin/python3 has no ensurepip",
+        ),
     ],
 )
 def test_unfit_interpreters_are_named_in_one_line(
@@ -269,6 +284,12 @@ def test_unfit_interpreters_are_named_in_one_line(
         check_interpreter(interpreter, _requirements(tmp_path))
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
     check_interpreter(Interpreter("/usr/bin/python3", (3, 10), (2, 35), True), _requirements(tmp_path))
+
+
+def test_a_python_with_pip_needs_no_ensurepip(tmp_path: Path) -> None:
+    # python3-pip without python3-venv: `venv --without-pip` + `pip --python` (pip 22.3+) build it
+    without_venv_package = Interpreter("/usr/bin/python3", (3, 10), (2, 35), False, (22, 3))
+    check_interpreter(without_venv_package, _requirements(tmp_path))
 
 
 def test_a_too_old_python_fails_before_anything_is_created(project: Path) -> None:
