@@ -12,6 +12,7 @@ from edgeml.console import folding_table, make_console
 from edgeml.errors import EdgemlError
 from edgeml.model import aws_clients
 from edgeml.model.compile.calibration import HOLDOUT_FRACTION, MAX_INT8_LOSS, Int8Report
+from edgeml.model.compile.local import default_targets
 from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
 from edgeml.model.compile.neo import NeoRequest, compile_neo
 from edgeml.model.compile.neo import check_request as check_neo_request
@@ -25,8 +26,6 @@ from edgeml.model.variants import VariantSet
 
 app = typer.Typer(no_args_is_help=True, help="Compile and package models.")
 console = make_console(stderr=True)
-# Without a --dataset or --calibration there is nothing to calibrate INT8 on: the local default is cpu-opt.
-DEFAULT_LOCAL_TARGETS = ("cpu-opt", "cpu-int8")
 
 
 class BadOption(EdgemlError):
@@ -76,7 +75,9 @@ def _print_int8_report(report: Int8Report) -> None:
 
 @app.command("compile")
 def compile_command(
-    source: Annotated[Path, typer.Argument(help="Source model (.onnx; .pt/.pth TorchScript for Neo).")],
+    source: Annotated[
+        Path, typer.Argument(help="Source model (.onnx; .tflite as it is; .pt/.pth TorchScript for Neo).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Variants directory (variants.json + files).")],
     target: Annotated[
         list[str] | None,
@@ -131,7 +132,7 @@ def compile_command(
     shape = parse_shape(input_shape) if input_shape else None
     if not neo:
         calibrated = dataset != "none" or calibration is not None
-        defaults = DEFAULT_LOCAL_TARGETS if calibrated else DEFAULT_LOCAL_TARGETS[:1]
+        defaults = default_targets(source, calibrated)
         request = LocalRequest(
             source,
             tuple(target or defaults),

@@ -26,9 +26,14 @@ class ModelMetadata:
     source: SourceModel
     card: ModelCard
     files: dict[str, str]  # path inside the zip -> hex sha256, every file but metadata.json
+    runtime_choice: dict[str, Any] | None = None  # ONNX Runtime vs LiteRT timings and pick (runtime_pick.py)
 
     def to_dict(self) -> dict[str, Any]:
         card, source, variant = self.card, self.source, self.variant
+        # a .tflite model takes NHWC (TFLite's layout), whatever layout the source's card gives
+        layout = "NHWC" if variant.framework == "tflite" else card.input_layout
+        preprocessing = {**card.preprocessing, "layout": layout} if "layout" in card.preprocessing else None
+        extra = {} if self.runtime_choice is None else {"runtime_choice": self.runtime_choice}
         return {
             "schema": METADATA_SCHEMA,
             "name": self.name,
@@ -44,12 +49,12 @@ class ModelMetadata:
             "source_sha256": source.sha256,
             "input": {
                 "name": source.input_name,
-                "shape": list(source.input_shape),
+                "shape": list(variant.input_shape or source.input_shape),
                 "dtype": source.input_dtype,
-                "layout": card.input_layout,
+                "layout": layout,
             },
             "output": {"name": source.output_name, "kind": card.output_kind},
-            "preprocessing": card.preprocessing,
+            "preprocessing": card.preprocessing if preprocessing is None else preprocessing,
             "postprocessing": card.postprocessing,
             "labels": list(card.labels),
             "quantisation": variant.quantisation,
@@ -62,6 +67,7 @@ class ModelMetadata:
             "created": card.created,
             "baseline": card.baseline,
             "files": dict(sorted(self.files.items())),
+            **extra,
         }
 
     def to_json_bytes(self) -> bytes:

@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from edgeml.awsnames import check_bucket_name
 from edgeml.errors import EdgemlError
@@ -30,11 +31,13 @@ from edgeml.model.recipe import (
     recipe_version,
     resolve_version,
 )
+from edgeml.model.runtime_pick import pick_runtime
 from edgeml.model.staging import check_output_dir, staged_output
-from edgeml.model.targets import DEFAULT_PLATFORMS, Platform, get_target
+from edgeml.model.targets import DEFAULT_PLATFORMS, LITERT_TARGET_NAMES, Platform, get_target
 from edgeml.model.variants import SourceModel, Variant, VariantSet, read_variants, sha256_file, verify_digests
 
 ONNX_MODEL_FILE = "model.onnx"
+TFLITE_MODEL_FILE = "model.tflite"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_MODE = 0o100644
 # Portable ONNX variants, best first, for CPU manifests and for GPU (NVIDIA) manifests. INT8 QDQ is left
@@ -101,15 +104,23 @@ def _platforms_for(variant_set: VariantSet) -> list[Platform]:
     return sorted(platforms, key=lambda item: (item.accelerator == "cpu", platforms.index(item)))
 
 
-def _auto_variant(platform: Platform, variants: tuple[Variant, ...]) -> Variant | None:
+def auto_choice(
+    platform: Platform, variants: tuple[Variant, ...]
+) -> tuple[Variant | None, dict[str, Any] | None]:
+    """The variant a manifest gets without --assign, and the runtime_choice record when ONNX Runtime and
+    LiteRT (CPU manifests only: LiteRT runs XNNPACK on the CPU) were both candidates."""
     for variant in variants:
         if get_target(variant.target).platform == platform:
-            return variant
+            return variant, None
     preference = CPU_PREFERENCE if platform.accelerator == "cpu" else GPU_PREFERENCE
     if platform.accelerator not in ("cpu", "nvidia") or not platform.runs_onnx:
-        return None
+        return None, None
     portable = {item.target: item for item in variants if get_target(item.target).platform is None}
-    return next((portable[target] for target in preference if target in portable), None)
+    onnx = next((portable[target] for target in preference if target in portable), None)
+    litert = None
+    if platform.accelerator == "cpu" and platform.runs_litert:
+        litert = next((portable[target] for target in LITERT_TARGET_NAMES if target in portable), None)
+    return pick_runtime(platform, onnx, litert)
 
 
 def assign_variants(variant_set: VariantSet, assignments: dict[str, str]) -> list[tuple[Platform, Variant]]:
@@ -125,6 +136,10 @@ def assign_variants(variant_set: VariantSet, assignments: dict[str, str]) -> lis
         fixed = get_target(target).platform
         if fixed is not None and fixed != by_slot[slot]:
             raise PackagingError(f"--assign {slot}={target}: {target} runs on {fixed.slot}, not {slot}")
+        if get_target(target).framework == "tflite" and not by_slot[slot].runs_litert:
+            raise PackagingError(
+                f"--assign {slot}={target}: {slot} has no LiteRT (ai-edge-litert has no wheels there)"
+            )
         if fixed is None and not by_slot[slot].runs_onnx:
             raise PackagingError(
                 f"--assign {slot}={target}: {slot} has no ONNX Runtime (com.edgeml.Runtime installs DLR only "
@@ -133,7 +148,7 @@ def assign_variants(variant_set: VariantSet, assignments: dict[str, str]) -> lis
     chosen = []
     for platform in platforms:
         assigned = assignments.get(platform.slot)
-        variant = by_target[assigned] if assigned else _auto_variant(platform, variant_set.variants)
+        variant = by_target[assigned] if assigned else auto_choice(platform, variant_set.variants)[0]
         if variant is not None:
             chosen.append((platform, variant))
     if not chosen:
@@ -145,7 +160,8 @@ def _variant_files(variants_dir: Path, variant: Variant) -> tuple[str, dict[str,
     """(model_file for metadata.json, {name in zip: file on disk})."""
     location = variants_dir / variant.path
     if location.is_file():
-        return ONNX_MODEL_FILE, {ONNX_MODEL_FILE: location}
+        name = TFLITE_MODEL_FILE if variant.framework == "tflite" else ONNX_MODEL_FILE
+        return name, {name: location}
     files = {path.relative_to(location).as_posix(): path for path in location.rglob("*") if path.is_file()}
     if METADATA_FILE in files:
         raise PackagingError(f"{location}: holds its own {METADATA_FILE}; remove it")
@@ -177,6 +193,7 @@ def _build_artifact(
     variant: Variant,
     source: SourceModel,
     card: ModelCard,
+    runtime_choice: dict[str, Any] | None,
 ) -> PackagedArtifact:
     model_file, files = _variant_files(request.variants_dir, variant)
     entries = {name: path.read_bytes() for name, path in files.items()}
@@ -189,6 +206,7 @@ def _build_artifact(
         source=source,
         card=card,
         files={name: hashlib.sha256(data).hexdigest() for name, data in entries.items()},
+        runtime_choice=runtime_choice,
     )
     entries[METADATA_FILE] = metadata.to_json_bytes()
     zip_path = stage_dir / f"{platform.slot}.zip"
@@ -235,7 +253,16 @@ def package(
         (stage / artifact_rel).mkdir(parents=True)
         (stage / recipe_rel.parent).mkdir(parents=True)
         built = [
-            _build_artifact(request, stage / artifact_rel, version, slot, variant, variant_set.source, card)
+            _build_artifact(
+                request,
+                stage / artifact_rel,
+                version,
+                slot,
+                variant,
+                variant_set.source,
+                card,
+                None if slot.slot in request.assignments else auto_choice(slot, variant_set.variants)[1],
+            )
             for slot, variant in chosen
         ]
         refs = tuple(

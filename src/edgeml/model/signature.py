@@ -1,10 +1,13 @@
-"""Reads an ONNX model's input/output signature and rejects what the pipeline cannot compile."""
+"""Reads a model's input/output signature (ONNX, or a .tflite flatbuffer through LiteRT's interpreter) and
+rejects what the pipeline cannot compile."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnx
 
 from edgeml.errors import EdgemlError
@@ -22,6 +25,18 @@ _ONNX_DTYPES: dict[int, str] = {
 
 class NotAnOnnxModel(EdgemlError):
     """The file is missing or does not parse as an ONNX ModelProto."""
+
+
+class NotATfliteModel(EdgemlError):
+    """The .tflite file is missing or LiteRT's interpreter cannot load it."""
+
+
+TFLITE_SUFFIX = ".tflite"
+
+
+def model_framework(path: Path) -> str:
+    """metadata.json `framework` of a source model file: "tflite" for a .tflite file, else "onnx"."""
+    return "tflite" if path.suffix.lower() == TFLITE_SUFFIX else "onnx"
 
 
 class DynamicInputShape(EdgemlError):
@@ -77,28 +92,70 @@ def _dtype(value_info: onnx.ValueInfoProto) -> str:
     return _ONNX_DTYPES.get(int(value_info.type.tensor_type.elem_type), "unknown")
 
 
+def _fixed_shape(
+    path: Path, name: str, declared: list[int | str], input_shape: tuple[int, ...] | None
+) -> tuple[int, ...]:
+    """The static input shape: `declared` if fully static, else `input_shape`, which must fit `declared`."""
+    if input_shape is None:
+        if any(not isinstance(dim, int) for dim in declared):
+            raise DynamicInputShape(
+                f"{path}: input '{name}' has dynamic shape {declared}; pass --input-shape, e.g. 1,3,224,224"
+            )
+        return tuple(int(dim) for dim in declared)
+    if len(input_shape) != len(declared) or any(
+        isinstance(dim, int) and dim != given for dim, given in zip(declared, input_shape, strict=True)
+    ):
+        raise InputShapeMismatch(f"{path}: --input-shape {list(input_shape)} does not fit input {declared}")
+    return tuple(input_shape)
+
+
+def tflite_interpreter(path: Path, xnnpack: bool = False) -> Any:
+    """LiteRT's Interpreter on `path` (tensors allocated), or NotATfliteModel naming the file. `xnnpack`:
+    with LiteRT's default delegate, as the app runs it (it logs a line on stderr); else built-in kernels."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType  # type: ignore[import-untyped]
+
+    if not path.is_file():
+        raise NotATfliteModel(f"{path}: no such file")
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:  # "The model is not a valid Flatbuffer buffer", ...
+        raise NotATfliteModel(f"{path}: LiteRT cannot load it ({' '.join(str(error).split())})") from error
+    return interpreter
+
+
+def _tflite_spec(detail: dict[str, Any]) -> tuple[str, list[int | str], str]:
+    signature = detail.get("shape_signature")
+    dims = [int(dim) for dim in (detail["shape"] if signature is None or not len(signature) else signature)]
+    return str(detail["name"]), [dim if dim > 0 else "?" for dim in dims], np.dtype(detail["dtype"]).name
+
+
+def read_tflite_signature(path: Path, input_shape: tuple[int, ...] | None = None) -> ModelSignature:
+    """Signature of a .tflite model, read from the flatbuffer by LiteRT's interpreter (opset 0: none)."""
+    interpreter = tflite_interpreter(path)
+    inputs = interpreter.get_input_details()
+    if not inputs:
+        raise NotATfliteModel(f"{path}: the model has no input tensor")
+    name, declared, dtype = _tflite_spec(inputs[0])
+    outputs = []
+    for detail in interpreter.get_output_details():
+        out_name, dims, out_dtype = _tflite_spec(detail)
+        static = tuple(dim if isinstance(dim, int) else -1 for dim in dims)
+        outputs.append(TensorSpec(out_name, static, out_dtype))
+    shape = _fixed_shape(path, name, declared, input_shape)
+    return ModelSignature(TensorSpec(name, shape, dtype), tuple(outputs), 0)
+
+
 def read_signature(path: Path, input_shape: tuple[int, ...] | None = None) -> ModelSignature:
     """Signature of the model at `path`. `input_shape` fixes symbolic dims and must match static ones."""
+    if model_framework(path) == "tflite":
+        return read_tflite_signature(path, input_shape)
     model = load_onnx(path)
     initializers = {init.name for init in model.graph.initializer}
     graph_inputs = [item for item in model.graph.input if item.name not in initializers]
     first = graph_inputs[0]
-    declared = _dims(first)
-    if input_shape is None:
-        if any(not isinstance(dim, int) for dim in declared):
-            raise DynamicInputShape(
-                f"{path}: input '{first.name}' has dynamic shape {declared};"
-                " pass --input-shape, e.g. 1,3,224,224"
-            )
-        shape = tuple(int(dim) for dim in declared)
-    else:
-        if len(input_shape) != len(declared) or any(
-            isinstance(dim, int) and dim != given for dim, given in zip(declared, input_shape, strict=True)
-        ):
-            raise InputShapeMismatch(
-                f"{path}: --input-shape {list(input_shape)} does not fit input {declared}"
-            )
-        shape = tuple(input_shape)
+    shape = _fixed_shape(path, first.name, _dims(first), input_shape)
     outputs = tuple(
         TensorSpec(item.name, tuple(dim if isinstance(dim, int) else -1 for dim in _dims(item)), _dtype(item))
         for item in model.graph.output

@@ -37,6 +37,12 @@ class Platform:
         return self.architecture != "arm"
 
     @property
+    def runs_litert(self) -> bool:
+        """Whether com.edgeml.Runtime installs LiteRT (ai-edge-litert) here: its wheels are for x86_64
+        and aarch64 only, none for armv7l."""
+        return self.architecture in ("amd64", "aarch64")
+
+    @property
     def slot(self) -> str:
         """Short id used for artifact names: linux-amd64, linux-aarch64-nvidia, ..."""
         parts = [self.os, self.architecture]
@@ -67,7 +73,13 @@ class Target:
     @property
     def framework(self) -> str:
         """metadata.json `framework` of what this target produces."""
+        if self.name in LITERT_TARGET_NAMES:
+            return "tflite"
         return "onnx" if self.kind == "local" else "dlr"
+
+
+# LiteRT variants: a .tflite source as it is, or an ONNX source written as .tflite (zoo/tflite_export.py)
+LITERT_TARGET_NAMES = ("litert-fp32",)
 
 
 AMD64 = Platform("linux", "amd64")
@@ -87,6 +99,7 @@ _LOCAL = (
     Target("cpu-opt", "local", None, "ONNX Runtime graph-optimised ONNX"),
     Target("cpu-fp16", "local", None, "FP16 weights (meant for GPU execution providers)"),
     Target("cpu-int8", "local", None, "static INT8 QDQ, calibrated on held-out samples"),
+    Target("litert-fp32", "local", None, ".tflite (LiteRT, x86_64 and aarch64): a .tflite source as it is"),
 )
 
 _NEO_DEVICES = (

@@ -30,7 +30,7 @@ class SourceModel:
 
     file_name: str
     sha256: str
-    framework: str  # "onnx" | "pytorch"
+    framework: str  # "onnx" | "tflite" | "pytorch"
     input_name: str
     input_shape: tuple[int, ...]
     input_dtype: str
@@ -42,13 +42,16 @@ class Variant:
     """One compiled variant. `path` is relative to the variants dir: a file (ONNX) or a directory (DLR)."""
 
     target: str
-    framework: str  # "onnx" | "dlr"
+    framework: str  # "onnx" | "dlr" | "tflite"
     path: str
     quantisation: str  # "none" | "fp16" | "int8-qdq" | "neo"
     accuracy_top1: float | None
     samples: int
     # sha256 of every file of the variant, by path relative to the variants dir (as compile wrote them)
     files: dict[str, str] = field(default_factory=dict, hash=False)
+    input_shape: tuple[int, ...] | None = None  # None: the source's (a .tflite written from ONNX is NHWC)
+    latency_ms: float | None = None  # median ms per run, timed by compile beside its other variants
+    measured_on: str | None = None  # the architecture latency_ms was measured on (amd64, aarch64)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ def _source(raw: dict[str, Any]) -> SourceModel:
 
 def _variant(raw: dict[str, Any]) -> Variant:
     accuracy = raw.get("accuracy_top1")
+    shape, latency = raw.get("input_shape"), raw.get("latency_ms")
     return Variant(
         target=str(raw["target"]),
         framework=str(raw["framework"]),
@@ -100,6 +104,9 @@ def _variant(raw: dict[str, Any]) -> Variant:
         accuracy_top1=None if accuracy is None else float(accuracy),
         samples=int(raw.get("samples", 0)),
         files={str(name): str(digest) for name, digest in dict(raw.get("files", {})).items()},
+        input_shape=None if shape is None else tuple(int(dim) for dim in shape),
+        latency_ms=None if latency is None else float(latency),
+        measured_on=None if raw.get("measured_on") is None else str(raw["measured_on"]),
     )
 
 

@@ -2,8 +2,10 @@
 
 Targets: cpu-fp32 (the source as is), cpu-opt (offline graph optimisation), cpu-fp16 (float16
 weights, float32 io) and cpu-int8 (static QDQ quantisation calibrated on given samples). The source and
-every variant must load in ONNX Runtime and run one sample. Every variant is written to a staging folder
-beside `out_dir` and moved in only when all targets succeeded.
+every variant must load in ONNX Runtime and run one sample. litert-fp32 is a .tflite source as it is, or
+an ONNX source written as .tflite (compile/litert_variant.py); a .tflite source has no other target. Every
+variant is timed on this machine (compile/latency.py) for `package` to pick a runtime with. Every variant
+is written to a staging folder beside `out_dir` and moved in only when all targets succeeded.
 """
 
 from __future__ import annotations
@@ -16,16 +18,25 @@ from pathlib import Path
 import numpy as np
 
 from edgeml.errors import EdgemlError
+from edgeml.model.compile.latency import Timed, measure_latencies
+from edgeml.model.compile.litert_variant import make_litert_variant
 from edgeml.model.compile.runcheck import check_runs
 from edgeml.model.compile.transforms import convert_fp16, optimise_graph, quantise_int8
 from edgeml.model.datasets import LabelledSet
 from edgeml.model.evaluate import top1_accuracy
-from edgeml.model.signature import ModelSignature, read_signature
+from edgeml.model.signature import ModelSignature, model_framework, read_signature
 from edgeml.model.staging import staged_output
-from edgeml.model.targets import UnknownTarget
+from edgeml.model.targets import LITERT_TARGET_NAMES, UnknownTarget, get_target
 
 LOCAL_TARGETS = ("cpu-fp32", "cpu-opt", "cpu-fp16", "cpu-int8")
-QUANTISATION = {"cpu-fp32": "none", "cpu-opt": "none", "cpu-fp16": "fp16", "cpu-int8": "int8-qdq"}
+ACCEPTED_TARGETS = LOCAL_TARGETS + LITERT_TARGET_NAMES
+QUANTISATION = {
+    "cpu-fp32": "none",
+    "cpu-opt": "none",
+    "cpu-fp16": "fp16",
+    "cpu-int8": "int8-qdq",
+    "litert-fp32": "none",
+}
 CALIBRATION_BATCH = 32
 
 
@@ -46,22 +57,39 @@ class LocalVariant:
     quantisation: str  # "none" | "fp16" | "int8-qdq"
     accuracy_top1: float | None
     samples: int
+    framework: str = "onnx"  # "onnx" | "tflite"
+    input_shape: tuple[int, ...] | None = None  # when not the source's (a .tflite written from ONNX: NHWC)
+    latency_ms: float | None = None  # median per run on this machine, timed beside the other variants
 
 
 def variant_file_name(target: str) -> str:
     """File name of a target's variant inside the output directory."""
-    return f"{target}.onnx"
+    return f"{target}.tflite" if target in LITERT_TARGET_NAMES else f"{target}.onnx"
 
 
-def _check_targets(targets: Sequence[str]) -> list[str]:
-    unknown = [target for target in targets if target not in LOCAL_TARGETS]
+def default_targets(source: Path, calibrated: bool) -> tuple[str, ...]:
+    """Targets when none is given: litert-fp32 for a .tflite source, else cpu-opt (and cpu-int8 if
+    there is calibration data)."""
+    if model_framework(source) == "tflite":
+        return LITERT_TARGET_NAMES
+    return ("cpu-opt", "cpu-int8") if calibrated else ("cpu-opt",)
+
+
+def _check_targets(targets: Sequence[str], source: Path) -> list[str]:
+    unknown = [target for target in targets if target not in ACCEPTED_TARGETS]
     if unknown:
         raise UnknownTarget(
             f"unknown local target(s) {', '.join(repr(t) for t in unknown)};"
-            f" known: {', '.join(LOCAL_TARGETS)}"
+            f" known: {', '.join(ACCEPTED_TARGETS)}"
         )
     if not targets:
-        raise UnknownTarget(f"no local target given; known: {', '.join(LOCAL_TARGETS)}")
+        raise UnknownTarget(f"no local target given; known: {', '.join(ACCEPTED_TARGETS)}")
+    onnx_only = [target for target in targets if target not in LITERT_TARGET_NAMES]
+    if model_framework(source) == "tflite" and onnx_only:
+        raise UnknownTarget(
+            f"{source}: a .tflite model is packaged as it is (-t {', '.join(LITERT_TARGET_NAMES)});"
+            f" {onnx_only[0]} needs an ONNX source"
+        )
     return list(dict.fromkeys(targets))
 
 
@@ -111,10 +139,11 @@ def compile_local(
     failure `out_dir` is left exactly as it was. `int8_check(source, staged int8 file)` may refuse the
     cpu-int8 variant by raising (calibration.check_int8_loss), with the same all-or-nothing effect.
     """
-    wanted = _check_targets(targets)
+    wanted = _check_targets(targets, source)
     signature = read_signature(source, input_shape)
-    check_runs(source, signature, str(source))
-    fixed_batch = not _has_dynamic_batch(source)
+    if model_framework(source) == "onnx":
+        check_runs(source, signature, str(source))
+    fixed_batch = model_framework(source) == "tflite" or not _has_dynamic_batch(source)
     samples = _check_calibration(calibration, signature, fixed_batch) if "cpu-int8" in wanted else None
     batch = signature.input.shape[0] if fixed_batch else CALIBRATION_BATCH
 
@@ -129,9 +158,15 @@ def compile_local(
         "cpu-int8": int8,
     }
     produced: list[tuple[str, float | None]] = []
+    timed: dict[str, Timed] = {}
     with staged_output(out_dir, merge=True) as stage:
         for target in wanted:
             staged = stage / variant_file_name(target)
+            if target in LITERT_TARGET_NAMES:
+                shape = make_litert_variant(source, staged, signature)
+                timed[target] = Timed(staged, "tflite", shape, signature.input.dtype)
+                produced.append((target, None))  # held-out accuracy is measured with ONNX Runtime only
+                continue
             makers[target](source, staged)
             # the variant must keep the source's signature, and run
             check_runs(staged, read_signature(staged, input_shape), f"{source}: variant {target}")
@@ -139,6 +174,8 @@ def compile_local(
                 int8_check(source, staged)
             accuracy = top1_accuracy(staged, holdout) if holdout is not None else None
             produced.append((target, accuracy))
+            timed[target] = Timed(staged, "onnx", signature.input.shape, signature.input.dtype)
+        latencies = measure_latencies(timed)
     samples_count = len(holdout) if holdout is not None else 0
     return [
         LocalVariant(
@@ -147,6 +184,9 @@ def compile_local(
             quantisation=QUANTISATION[target],
             accuracy_top1=accuracy,
             samples=samples_count if accuracy is not None else 0,
+            framework=get_target(target).framework,
+            input_shape=timed[target].shape if timed[target].shape != signature.input.shape else None,
+            latency_ms=latencies[target],
         )
         for target, accuracy in produced
     ]

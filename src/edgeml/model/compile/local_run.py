@@ -20,10 +20,11 @@ from edgeml.model.compile.calibration import (
     int8_report,
     load_calibration,
 )
+from edgeml.model.compile.latency import this_architecture
 from edgeml.model.compile.local import compile_local
 from edgeml.model.compile.output import card_for, finish_stage, source_model
 from edgeml.model.datasets import LabelledSet, digits_split
-from edgeml.model.signature import read_signature
+from edgeml.model.signature import model_framework, read_signature
 from edgeml.model.staging import check_output_dir, staged_output
 from edgeml.model.targets import get_target
 from edgeml.model.variants import Variant, VariantSet
@@ -120,12 +121,16 @@ def compile_local_variants(
         variants = [
             Variant(
                 target=item.target,
-                framework="onnx",
+                framework=item.framework,
                 path=_relative(item.path, stage),
                 quantisation=item.quantisation,
                 accuracy_top1=item.accuracy_top1,
                 samples=item.samples,
+                input_shape=item.input_shape,
+                latency_ms=item.latency_ms,
+                measured_on=this_architecture() if item.latency_ms is not None else None,
             )
             for item in produced
         ]
-        return finish_stage(stage, request.out_dir, source_model(request.source, signature), variants, card)
+        source = source_model(request.source, signature, model_framework(request.source))
+        return finish_stage(stage, request.out_dir, source, variants, card)
