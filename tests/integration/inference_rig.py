@@ -16,7 +16,7 @@ from typing import Any
 import awsiot.greengrasscoreipc
 import yaml
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
-from stream_manager import ReadMessagesOptions, StreamManagerClient
+from stream_manager import NotEnoughMessagesException, ReadMessagesOptions, StreamManagerClient
 
 from edgeml.twin.device.ipc import IpcServer
 from edgeml.twin.device.streammanager.server import StreamManagerServer
@@ -125,15 +125,18 @@ class Rig:
     def read_stream(self, name: str, count: int, timeout_ms: int = 5000) -> list[bytes]:
         os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = self.streams.auth_token  # the client reads it
         with StreamManagerClient(port=self.streams.port) as client:
-            messages = client.read_messages(
-                name,
-                ReadMessagesOptions(
-                    desired_start_sequence_number=0,
-                    min_message_count=count,
-                    max_message_count=max(count, 10_000),
-                    read_timeout_millis=timeout_ms,
-                ),
-            )
+            try:
+                messages = client.read_messages(
+                    name,
+                    ReadMessagesOptions(
+                        desired_start_sequence_number=0,
+                        min_message_count=count,
+                        max_message_count=max(count, 10_000),
+                        read_timeout_millis=timeout_ms,
+                    ),
+                )
+            except NotEnoughMessagesException:
+                return []  # not yet: callers poll
         return [bytes(message.payload) for message in messages]
 
     def listen(self, topic: str) -> list[bytes]:

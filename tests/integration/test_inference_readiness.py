@@ -222,7 +222,9 @@ def test_stream_keys_and_queue_size_apply_live(device: InProcess) -> None:
         "SinkQueueSize": 77,
     }
     assert device.rig.ipc.push_configuration_update(COMPONENT, configuration).accepted
-    wait_for(lambda: device.app.config.result_stream == "EdgemlResultsV2", what="applied")
+    wait_for(  # applied: the configuration is in and the stream sinks were replaced
+        lambda: any(sink.name == "stream:EdgemlResultsV2" for sink in device.app.result_sinks), what="applied"
+    )
     x, _ = holdout()
     result = device.app.submit(png(x[0])).result(5)
     messages = wait_for(lambda: device.rig.read_stream("EdgemlResultsV2", 1, 1000), what="the new stream")
