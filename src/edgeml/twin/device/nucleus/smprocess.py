@@ -15,12 +15,19 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from edgeml.twin.device.nucleus.smtokens import NucleusAuthenticatedStreamManager
+from edgeml.twin.device.streammanager.server import StreamManagerServer
 
 
-def _validator(uri: str):  # type: ignore[no-untyped-def]
+def _no_authentication(token: str) -> bool:  # STREAM_MANAGER_AUTHENTICATE_CLIENT=false
+    return True
+
+
+def nucleus_validator(uri: str) -> Callable[[str], bool]:
+    """Whether `token` is a component's own, as the nucleus answers it at the credential endpoint."""
+
     def valid(token: str) -> bool:
         if not token:
             return False
@@ -42,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    validator = _validator(args.validate_uri) if args.validate_uri else None
-    server = NucleusAuthenticatedStreamManager(args.store, port=args.port, validator=validator)
+    validator = nucleus_validator(args.validate_uri) if args.validate_uri else _no_authentication
+    server = StreamManagerServer(args.store, port=args.port, token_validator=validator)
     server.start()
     print(f"LISTENING {server.port}", flush=True)
     try:

@@ -43,7 +43,10 @@ _log = logging.getLogger(__name__)
 
 
 class ClientConnection(asyncio.Protocol):
-    """Serves one accepted socket until the client goes away or the server stops."""
+    """Serves one accepted socket until the client goes away or the server stops.
+
+    The connect request's token must equal `auth_token`, or, with `token_validator`, be one it accepts
+    (None for both: any token)."""
 
     def __init__(
         self,
@@ -51,9 +54,11 @@ class ClientConnection(asyncio.Protocol):
         auth_token: str | None,
         max_request_bytes: int,
         on_closed: Callable[[ClientConnection], None] | None = None,
+        token_validator: Callable[[str], bool] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.auth_token = auth_token
+        self.token_validator = token_validator
         self.max_request_bytes = max_request_bytes
         self._on_closed = on_closed
         self._decoder = FrameDecoder(max_request_bytes)
@@ -184,9 +189,10 @@ class ClientConnection(asyncio.Protocol):
                 f"protocol {request.protocol_version} is not one of {', '.join(SUPPORTED_PROTOCOL_VERSIONS)}",
                 request,
             )
-        if self.auth_token is not None and not hmac.compare_digest(
-            (request.auth_token or "").encode(), self.auth_token.encode()
-        ):
+        token = request.auth_token or ""
+        if self.token_validator is not None and not self.token_validator(token):
+            return sm.ResponseStatusCode.Unauthorized.value, "invalid auth token", request
+        if self.auth_token is not None and not hmac.compare_digest(token.encode(), self.auth_token.encode()):
             return sm.ResponseStatusCode.Unauthorized.value, "invalid auth token", request
         return sm.ResponseStatusCode.Success.value, None, request
 

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -41,6 +42,9 @@ class StreamManagerServer:
 
     `auth_token` is what clients must present (AWS_CONTAINER_AUTHORIZATION_TOKEN); a random one is made
     when none is given, and an empty one is refused (clients that present none would match it).
+    `token_validator` instead decides on each client's token, as aws.greengrass.StreamManager asks the
+    nucleus whether it is a component's own (STREAM_MANAGER_AUTHENTICATE_CLIENT); `auth_token` is then
+    not used, and `lambda token: True` is authentication off.
     `clock` (epoch seconds) stamps ingest times and drives TTL and batch intervals.
     """
 
@@ -55,6 +59,7 @@ class StreamManagerServer:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         retry: RetryPolicy | None = None,
         clock: Clock = time.time,
+        token_validator: Callable[[str], bool] | None = None,
     ) -> None:
         self.store_root = Path(store_root)
         self.host = host
@@ -63,7 +68,10 @@ class StreamManagerServer:
             raise ValueError(
                 "auth_token is empty: clients without a token would be let in; give None for a random one"
             )
+        if token_validator is not None and auth_token is not None:
+            raise ValueError("give auth_token or token_validator, not both")
         self.auth_token = auth_token if auth_token is not None else secrets.token_hex(16)
+        self.token_validator = token_validator
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
         self.retry = retry or RetryPolicy()
@@ -76,7 +84,10 @@ class StreamManagerServer:
         self.dispatcher: RequestDispatcher | None = None
 
     def client_env(self) -> dict[str, str]:
-        """What a component needs in its environment for `StreamManagerClient()` to reach this server."""
+        """What a component needs in its environment for `StreamManagerClient()` to reach this server
+        (with a `token_validator`, each component brings its own token)."""
+        if self.token_validator is not None:
+            return {"STREAM_MANAGER_SERVER_PORT": str(self.port)}
         return {
             "STREAM_MANAGER_SERVER_PORT": str(self.port),
             "AWS_CONTAINER_AUTHORIZATION_TOKEN": self.auth_token,
@@ -161,7 +172,11 @@ class StreamManagerServer:
 
         def accept() -> ClientConnection:
             connection = ClientConnection(
-                dispatcher, self.auth_token, self.max_request_bytes, on_closed=connections.discard
+                dispatcher,
+                self.auth_token if self.token_validator is None else None,
+                self.max_request_bytes,
+                on_closed=connections.discard,
+                token_validator=self.token_validator,
             )
             connections.add(connection)
             return connection
