@@ -152,12 +152,6 @@ def test_the_tables_list_every_row(demo_run: DemoRun) -> None:
     assert "Staged rollout edgeml-demo-model-1-0-1: completed" in stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edgeml_inference publishes health records only to the local bus and its Stream Manager stream, "
-    "never to IoT Core edgeml/<thing>/inference/health, where the health topic rules (edgeml.config."
-    "healthrule) turn them into the CloudWatch metrics a rollout gate reads",
-)
 def test_the_devices_health_records_reach_cloudwatch(demo_run: DemoRun) -> None:
     assert demo_run.summary["rollout"]["CloudWatch health metrics of the devices"] > 0
 

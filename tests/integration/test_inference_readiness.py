@@ -109,9 +109,32 @@ def test_iot_core_publishes_pass_the_default_access_control_without_interpolatio
     x, _ = holdout()
     results = [device.app.submit(png(sample)).result(5) for sample in x[:3]]
     assert all(result.ok for result in results)
-    log = wait_for(lambda: device.rig.ipc.mqtt_log, what="IoT Core publishes")
-    assert {entry.topic for entry in log} == {f"edgeml/{THING}/inference/results"}
+    results_topic = f"edgeml/{THING}/inference/results"
+    log = wait_for(
+        lambda: [entry for entry in device.rig.ipc.mqtt_log if entry.topic == results_topic],
+        what="IoT Core publishes",
+    )
+    assert sum(json.loads(entry.payload)["count"] for entry in log) == 3
     assert device.app.result_sinks[1].stats()["failed"] == 0
+
+
+def test_health_records_reach_iot_core_on_the_topic_the_fleet_health_rules_read(device: InProcess) -> None:
+    """The fleet's health topic rules (edgeml.config.healthrule, deployed by infra/ and run by the cloud
+    twin) read `edgeml/<thing>/inference/health` in IoT Core: the app must publish there, through the
+    recipe's default accessControl, with nothing interpolated by the nucleus."""
+    from edgeml.config.healthrule import HEALTH_TOPIC
+
+    x, _ = holdout()
+    assert all(device.app.submit(png(sample)).result(5).ok for sample in x[:4])
+    device.app.publish_health()
+    topic = HEALTH_TOPIC.format(thing=THING)
+    records = wait_for(
+        lambda: [json.loads(e.payload) for e in device.rig.ipc.mqtt_log if e.topic == topic],
+        what="a health record in IoT Core",
+    )
+    health = [record for record in records if record["kind"] == "health"]
+    assert health and health[-1]["requests"] == 4 and health[-1]["errors"] == 0
+    assert all(entry.qos == 1 for entry in device.rig.ipc.mqtt_log if entry.topic == topic)
 
 
 # item 4: a failed swap is a health event, not ERRORED

@@ -164,9 +164,12 @@ def test_access_control_is_exactly_the_topics_the_app_uses() -> None:
         },
         "aws.greengrass#SubscribeToTopic": {defaults["InputTopic"]},
         # the thing-name level as an MQTT "+": a stock nucleus leaves {iot:thingName} in accessControl as text
-        "aws.greengrass#PublishToIoTCore": {defaults["IoTCoreTopic"].replace("{iot:thingName}", "+")},
+        "aws.greengrass#PublishToIoTCore": {
+            defaults[key].replace("{iot:thingName}", "+") for key in ("IoTCoreTopic", "IoTCoreHealthTopic")
+        },
     }
     assert defaults["IoTCoreTopic"].startswith("edgeml/{iot:thingName}/")
+    assert defaults["IoTCoreHealthTopic"].startswith("edgeml/{iot:thingName}/")
 
 
 def test_inference_runs_in_the_runtime_venv_on_this_platforms_model() -> None:

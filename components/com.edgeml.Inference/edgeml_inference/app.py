@@ -88,6 +88,10 @@ class InferenceApp:
                 )
             )
             self.health_sinks.append(AsyncSink(IpcTopicSink(ipc, lambda: self.config.health_topic), 64))
+            # One IoT Core message per health record (never batched: a record is a window already).
+            self.health_sinks.append(
+                AsyncSink(IoTCoreSink(ipc, lambda: self.config.iot_core_health_route()), 64)
+            )
             self.escalation_sink = AsyncSink(
                 IpcTopicSink(ipc, lambda: self.config.escalation_topic), queue_size
             )

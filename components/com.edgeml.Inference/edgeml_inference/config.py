@@ -57,6 +57,9 @@ class AppConfig:
     capture_sample_rate: float = 0.1
     capture_disk_budget_bytes: int = 50 * 1024 * 1024
     health_topic: str = "edgeml/inference/health"
+    # AWS IoT Core topic of the same records: what the fleet's health topic rules turn into CloudWatch
+    # metrics for alarms and rollout gates ("" turns it off).
+    iot_core_health_topic: str = ""
     health_stream: str = "EdgemlInferenceHealth"
     health_interval_s: float = 60.0
     escalation_topic: str = ""
@@ -88,7 +91,16 @@ class AppConfig:
 
     def iot_core_route(self) -> tuple[str, int]:
         """IoTCoreTopic with {iot:thingName} filled in (when the nucleus left it), and the QoS."""
-        return self.iot_core_topic.replace("{iot:thingName}", self.thing_name), self.iot_core_qos
+        return self._own_topic(self.iot_core_topic), self.iot_core_qos
+
+    def iot_core_health_route(self) -> tuple[str, int]:
+        """IoTCoreHealthTopic with {iot:thingName} filled in, and the results' QoS (1: the nucleus spools
+        health records while offline, so a gate sees the window the device was cut off in)."""
+        return self._own_topic(self.iot_core_health_topic), self.iot_core_qos
+
+    def _own_topic(self, topic: str) -> str:
+        """{iot:thingName} in a topic, as the nucleus leaves it without interpolateComponentConfiguration."""
+        return topic.replace("{iot:thingName}", self.thing_name)
 
     def uses_stream_manager(self) -> bool:
         """Whether any Stream Manager stream is configured (result, health or capture)."""
@@ -200,6 +212,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "IoTCoreQos": ("iot_core_qos", _qos),
     "IoTCoreBatchSize": ("iot_core_batch_size", _int(1, 1000)),
     "IoTCoreBatchMs": ("iot_core_batch_ms", _int(0, 60_000)),
+    "IoTCoreHealthTopic": ("iot_core_health_topic", _topic),
     "ResultStream": ("result_stream", _str),
     "ResultKinesisStream": ("result_kinesis_stream", _str),
     "StreamMaxBytes": ("stream_max_bytes", _int(1024, 64 * GIB)),
