@@ -89,7 +89,8 @@ class LightAgent:
         if refused is not None:  # NUC DependencyResolver: fails before anything changes on the device
             self.pending = Pending(answer["jobId"], {**document, "refusal": refused}, "unresolved", now)
             return True
-        outcome = self.behaviour.draw(self.thing, str(document.get("deploymentId", "")))
+        # keyed by the configuration ARN (group + revision), not the random deployment id: reproducible runs
+        outcome = self.behaviour.draw(self.thing, str(document.get("configurationArn", "")))
         wanted = (document.get("components") or {}).get(self.behaviour.watched_component) or {}
         health = self.behaviour.health_of(wanted.get("version"))
         if outcome == "ok" and health.fails_deployment:

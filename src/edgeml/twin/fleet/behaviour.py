@@ -30,7 +30,7 @@ HEALTHY = VersionHealth()
 
 @dataclass(frozen=True)
 class FleetBehaviour:
-    """Per-deployment fault rates (0..1), drawn per (device, deployment) from `seed`, reproducibly."""
+    """Per-deployment fault rates (0..1), drawn per (device, revision) from `seed`: reproducible."""
 
     failure_rate: float = 0.0  # the deployment fails on the device (reported FAILED, rolled back)
     crash_after_start_rate: float = 0.0  # SUCCEEDED, then the component goes BROKEN
@@ -45,9 +45,9 @@ class FleetBehaviour:
     def health_of(self, version: str | None) -> VersionHealth:
         return self.versions.get(version or "", HEALTHY)
 
-    def draw(self, thing: str, deployment_id: str) -> str:
+    def draw(self, thing: str, deployment: str) -> str:
         """`ok`, `fail`, `crash`, `timeout` or `silent` for this device and deployment."""
-        digest = hashlib.sha256(f"{self.seed}:{thing}:{deployment_id}".encode()).digest()
+        digest = hashlib.sha256(f"{self.seed}:{thing}:{deployment}".encode()).digest()
         position = int.from_bytes(digest[:8], "big") / float(1 << 64)
         for outcome, rate in (
             ("fail", self.failure_rate),
