@@ -55,6 +55,7 @@ if str(APP_PATH) not in sys.path:
 from edgeml_inference.app import InferenceApp  # noqa: E402
 from edgeml_inference.config import AppConfig  # noqa: E402
 from edgeml_inference.ipc import SdkIpcClient  # noqa: E402
+from edgeml_inference.metadata import METADATA_SCHEMA, sha256_file  # noqa: E402
 from edgeml_inference.preprocess import decode_image  # noqa: E402
 
 from benchmarks import aws_component_baseline as aws  # noqa: E402
@@ -156,13 +157,11 @@ def quantised(source: Path, out: Path, calibration: np.ndarray) -> Path:
 
 
 def metadata_dir(folder: Path, model: Path, framework: str, labels: list[str]) -> Path:
-    import hashlib
-
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / model.name
     shutil.copyfile(model, target)
     metadata = {
-        "schema": "edgeml.model-metadata/1",
+        "schema": METADATA_SCHEMA,
         "name": "efficientnet-lite0",
         "version": "1.0.0",
         "framework": framework,
@@ -180,7 +179,7 @@ def metadata_dir(folder: Path, model: Path, framework: str, labels: list[str]) -
         },
         "postprocessing": {"softmax": False, "top_k": 5},
         "labels": labels,
-        "files": {target.name: hashlib.sha256(target.read_bytes()).hexdigest()},
+        "files": {target.name: sha256_file(target)},
     }
     (folder / "metadata.json").write_text(json.dumps(metadata))
     return folder

@@ -29,7 +29,6 @@ cold start < 2 s; HTTP kept-alive <= 1 ms over in-process at the median, with 1 
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -57,6 +56,7 @@ if str(APP_PATH) not in sys.path:
 
 from edgeml_inference.app import InferenceApp  # noqa: E402
 from edgeml_inference.config import AppConfig  # noqa: E402
+from edgeml_inference.metadata import METADATA_SCHEMA, sha256_file  # noqa: E402
 from edgeml_inference.results import InferenceResult  # noqa: E402
 
 TARGET_RATIO = 0.95
@@ -85,17 +85,13 @@ class NullIpc:
         return lambda *args, **kwargs: None
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def model_dir(source: Path, card_path: Path, out: Path, name: str, input_shape: list[int]) -> Path:
     """An artifact folder as the model component unpacks it: the model and its metadata.json."""
     card = json.loads(card_path.read_text())
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, out / "model.onnx")
     metadata = {
-        "schema": "edgeml.model-metadata/1",
+        "schema": METADATA_SCHEMA,
         "name": name,
         "version": "1.0.0",
         "framework": "onnx",
@@ -107,7 +103,7 @@ def model_dir(source: Path, card_path: Path, out: Path, name: str, input_shape: 
         "postprocessing": card.get("postprocessing", {"softmax": True, "top_k": 3}),
         "labels": card["labels"],
         "baseline": card.get("baseline", {}),
-        "files": {"model.onnx": _sha256(out / "model.onnx")},
+        "files": {"model.onnx": sha256_file(out / "model.onnx")},
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
     return out

@@ -33,11 +33,10 @@ from edgeml_inference.model import load_model
 from edgeml.components.recipe import load_recipe
 from edgeml.model.zoo.efficientnet import cached_efficientnet_lite0, sample_images
 from edgeml.twin.device.artifacts import device_platform, install_artifacts
+from edgeml.twin.device.nucleus.interpolation import CROSS_COMPONENT  # KernelConfigResolver's pattern
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = "from edgeml.cli import main; main()"
-# The nucleus's cross-component recipe variable (KernelConfigResolver): {<component>:<namespace>:<key>}.
-CROSS_COMPONENT = re.compile(r"\{([.\w-]+):([.\w-]+):([^:}]*)}")
 
 pytestmark = pytest.mark.slow
 

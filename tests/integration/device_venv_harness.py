@@ -70,8 +70,8 @@ def wheelhouse(requirements: Path, name: str, pip: Sequence[str], target: Sequen
 def app_configuration(model_dir: Path, input_dir: Path, port: int, kinesis: str = "") -> dict[str, Any]:
     """The recipe's DefaultConfiguration with this device's folders and a free loopback port."""
     recipe = yaml.safe_load((REPO / "recipes" / f"{COMPONENT}.yaml").read_text())
-    text = json.dumps(recipe["ComponentConfiguration"]["DefaultConfiguration"])
-    configuration: dict[str, Any] = json.loads(text.replace("{iot:thingName}", THING))
+    # As a stock nucleus gives it: nothing interpolated (the app fills {iot:thingName} itself).
+    configuration: dict[str, Any] = dict(recipe["ComponentConfiguration"]["DefaultConfiguration"])
     configuration.update(
         {
             "ModelDirectory": str(model_dir),

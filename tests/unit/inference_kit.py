@@ -4,7 +4,6 @@ IPC client at the SDK boundary."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from edgeml_inference.metadata import METADATA_SCHEMA, sha256_file
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
@@ -23,21 +23,17 @@ REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "models" / "digits"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def digits_metadata(model_file: Path, version: str = "1.0.0", **overrides: Any) -> dict[str, Any]:
     card = json.loads((DIGITS / "model-card.json").read_text())
     metadata: dict[str, Any] = {
-        "schema": "edgeml.model-metadata/1",
+        "schema": METADATA_SCHEMA,
         "name": "digits",
         "version": version,
         "framework": "onnx",
         "target": "cpu-fp32",
         "platform": {"os": "linux", "architecture": "amd64", "accelerator": "cpu"},
         "model_file": model_file.name,
-        "source_sha256": _sha256(DIGITS / "model.onnx"),
+        "source_sha256": sha256_file(DIGITS / "model.onnx"),
         "input": {"name": "input", "shape": [1, 1, 8, 8], "dtype": "float32", "layout": card["input_layout"]},
         "output": {"name": "logits", "kind": card["output_kind"]},
         "preprocessing": card["preprocessing"],
@@ -48,7 +44,7 @@ def digits_metadata(model_file: Path, version: str = "1.0.0", **overrides: Any) 
         "dataset_id": card["dataset_id"],
         "created": card["created"],
         "baseline": card["baseline"],
-        "files": {model_file.name: _sha256(model_file)},
+        "files": {model_file.name: sha256_file(model_file)},
     }
     metadata.update(overrides)
     return metadata

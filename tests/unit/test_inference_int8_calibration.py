@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from edgeml_inference.metadata import ModelMetadata
+from edgeml_inference.metadata import METADATA_SCHEMA, ModelMetadata
 from edgeml_inference.preprocess import Preprocessor
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
@@ -211,6 +211,7 @@ def test_calibration_preprocessing_is_the_device_apps(kind: str) -> None:
     }
     metadata = ModelMetadata.from_dict(
         {
+            "schema": METADATA_SCHEMA,
             "name": "m",
             "version": "1.0.0",
             "framework": "onnx",

@@ -8,7 +8,6 @@ input normalised in the graph, as AWS's TensorFlow Lite components feed their mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from edgeml_inference.app import InferenceApp
 from edgeml_inference.config import AppConfig
 from edgeml_inference.exceptions import ModelLoadError
+from edgeml_inference.metadata import METADATA_SCHEMA, sha256_file
 from edgeml_inference.model import load_model
 from inference_kit import DIGITS, bare_predictions, holdout, png, tensor_json
 from onnx import TensorProto, helper, numpy_helper
@@ -33,12 +33,12 @@ def tflite_model_dir(directory: Path, tflite: Path, metadata: dict[str, Any]) ->
     target = directory / "model.tflite"
     target.write_bytes(tflite.read_bytes())
     metadata = {
-        "schema": "edgeml.model-metadata/1",
+        "schema": METADATA_SCHEMA,
         "version": "1.0.0",
         "framework": "tflite",
         "target": "cpu-tflite",
         "model_file": "model.tflite",
-        "files": {"model.tflite": hashlib.sha256(target.read_bytes()).hexdigest()},
+        "files": {"model.tflite": sha256_file(target)},
         **metadata,
     }
     (directory / "metadata.json").write_text(json.dumps(metadata))

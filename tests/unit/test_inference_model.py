@@ -41,6 +41,20 @@ def test_a_missing_listed_file_is_refused(tmp_path: Path) -> None:
         load_model(directory)
 
 
+@pytest.mark.parametrize("schema", ["edgeml.model-metadata/2", None])
+def test_metadata_of_another_schema_version_is_refused_by_name(tmp_path: Path, schema: str | None) -> None:
+    directory = write_model_dir(tmp_path / "m")
+    metadata = json.loads((directory / "metadata.json").read_text())
+    if schema is None:
+        del metadata["schema"]
+    else:
+        metadata["schema"] = schema
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    found = "no schema" if schema is None else repr(schema)
+    with pytest.raises(ModelLoadError, match=f"{found}.*this app reads 'edgeml.model-metadata/1'"):
+        load_model(directory)
+
+
 def test_the_newest_version_under_a_component_root_is_chosen(tmp_path: Path) -> None:
     write_model_dir(tmp_path / "1.0.0" / "linux-amd64", version="1.0.0")
     write_model_dir(tmp_path / "1.10.0" / "linux-amd64", version="1.10.0")

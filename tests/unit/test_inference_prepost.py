@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeml_inference.exceptions import BadInput, BadOutput
-from edgeml_inference.metadata import ModelMetadata
+from edgeml_inference.metadata import METADATA_SCHEMA, ModelMetadata
 from edgeml_inference.postprocess import Postprocessor, Prediction, softmax
 from edgeml_inference.preprocess import Preprocessor
 from inference_kit import holdout, png, write_model_dir
@@ -102,7 +102,7 @@ def test_nan_in_one_row_spoils_only_that_row() -> None:
 def test_metadata_missing_a_key_is_a_clear_error(tmp_path: Path) -> None:
     from edgeml_inference.exceptions import MetadataInvalid
 
-    (tmp_path / "metadata.json").write_text(json.dumps({"name": "x"}))
+    (tmp_path / "metadata.json").write_text(json.dumps({"schema": METADATA_SCHEMA, "name": "x"}))
     with pytest.raises(MetadataInvalid, match="input"):
         ModelMetadata.load(tmp_path)
 

@@ -32,6 +32,9 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 from edgeml.components.build import build_project
+from edgeml.machine import nucleus_architecture, runtime_requirements_platform
+from edgeml.twin.device.nucleus.interpolation import Interpolator, ResolvedService
+from edgeml.twin.device.nucleus.paths import NucleusPaths
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_DIR = ROOT / "components" / "com.edgeml.Runtime"
@@ -310,12 +313,9 @@ def _nucleus_install_step(
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Builds the Runtime component, unpacks its zip as the nucleus does and runs this platform's Install
     script with the recipe variables interpolated (DefaultConfiguration merged with `overrides`)."""
-    machine = platform.machine().lower()
-    architecture = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
-        machine
-    )
-    if architecture is None:
-        pytest.skip(f"no Runtime manifest to try on {machine}")
+    architecture = nucleus_architecture()
+    if runtime_requirements_platform() is None:
+        pytest.skip(f"no Runtime manifest to try on {architecture}")
     (tmp_path / "repo" / "recipes").mkdir(parents=True)
     recipe_path = ROOT / "recipes" / "com.edgeml.Runtime.yaml"
     shutil.copyfile(recipe_path, tmp_path / "repo" / "recipes" / recipe_path.name)
@@ -324,28 +324,23 @@ def _nucleus_install_step(
     [artifact] = build_project(project).artifacts
 
     root = tmp_path / "greengrass"
-    decompressed = root / "packages" / "artifacts-unarchived" / "com.edgeml.Runtime" / "1.0.0"
+    paths = NucleusPaths(root)
+    decompressed = paths.unarchive_path("com.edgeml.Runtime", "1.0.0")
     with zipfile.ZipFile(artifact) as archive:
         archive.extractall(decompressed / "com.edgeml.Runtime")
-    work = root / "work" / "com.edgeml.Runtime"
+    work = paths.work_path("com.edgeml.Runtime")
     work.mkdir(parents=True, exist_ok=True)
 
     recipe = yaml.safe_load(recipe_path.read_text())
     [manifest] = [m for m in recipe["Manifests"] if m["Platform"]["architecture"] == architecture]
     install = manifest["Lifecycle"]["Install"]
     configuration = {**recipe["ComponentConfiguration"]["DefaultConfiguration"], **overrides}
-    variables = {"{artifacts:decompressedPath}": str(decompressed)}
-    variables |= {f"{{configuration:/{key}}}": str(value) for key, value in configuration.items()}
-
-    def interpolate(text: str) -> str:
-        for variable, value in variables.items():
-            text = text.replace(variable, value)
-        return text
-
-    env = {**os.environ, **{k: interpolate(v) for k, v in install["Setenv"].items()}}
+    services = {"com.edgeml.Runtime": ResolvedService("1.0.0", configuration)}
+    interpolated = Interpolator(paths, "core-1", services).interpolate(install, "com.edgeml.Runtime", set())
+    env = {**os.environ, **interpolated["Setenv"]}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     result = subprocess.run(
-        ["sh", "-c", interpolate(install["Script"])],
+        ["sh", "-c", interpolated["Script"]],
         cwd=work,
         env=env,
         capture_output=True,

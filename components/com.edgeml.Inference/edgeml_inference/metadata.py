@@ -11,6 +11,9 @@ from typing import Any
 from edgeml_inference.exceptions import ChecksumMismatch, MetadataInvalid
 
 METADATA_FILE = "metadata.json"
+# The metadata.json schema this reader was built for (docs/model-metadata.md). The cloud side writes the
+# same string (edgeml.model.metadata.METADATA_SCHEMA; tests/unit/test_rules_per_side.py checks they agree).
+METADATA_SCHEMA = "edgeml.model-metadata/1"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,13 @@ class ModelMetadata:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
+        schema = data.get("schema")
+        if schema != METADATA_SCHEMA:
+            found = "no schema" if schema is None else f"schema {schema!r}"
+            raise MetadataInvalid(
+                f"metadata.json has {found}; this app reads {METADATA_SCHEMA!r} (package the model with "
+                "an edgeml that writes it, or deploy an app built for that schema)"
+            )
         try:
             model_input, output = data["input"], data["output"]
             pre = data.get("preprocessing") or {}

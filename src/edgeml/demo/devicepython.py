@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeml.errors import EdgemlError
+from edgeml.machine import runtime_requirements_platform
 
-RUNTIME_PLATFORMS = {"x86_64": "linux-x86_64", "amd64": "linux-x86_64", "aarch64": "linux-aarch64"}
 _VERSION_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 
@@ -45,10 +45,11 @@ def cache_root() -> Path:
 
 
 def runtime_platform() -> str:
-    machine = platform.machine().lower()
-    if machine not in RUNTIME_PLATFORMS:
+    found = runtime_requirements_platform()
+    if found is None:
+        machine = platform.machine().lower()
         raise NoDevicePython(f"the Runtime component has no requirements for this machine ({machine})")
-    return RUNTIME_PLATFORMS[machine]
+    return found
 
 
 def _version(interpreter: Path) -> str | None:

@@ -6,7 +6,6 @@ thread each, on an all-zero sample of its input; the figure is the median of all
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeml.machine import nucleus_architecture
 from edgeml.model.compile.litert_variant import run_tflite
 from edgeml.model.evaluate import cpu_session
 from edgeml.model.signature import tflite_interpreter
@@ -22,7 +22,6 @@ from edgeml.model.signature import tflite_interpreter
 ROUNDS = 5
 RUNS_PER_ROUND = 40
 ROUND_BUDGET_S = 0.05  # per variant and round: a large model runs fewer times, not for longer
-_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,8 @@ class Timed:
 
 
 def this_architecture() -> str:
-    """This machine's architecture in the nucleus' names (amd64, aarch64), else platform.machine()."""
-    machine = platform.machine().lower()
-    return _ARCHITECTURES.get(machine, machine)
+    """This machine's architecture in the nucleus' names (amd64, aarch64, arm)."""
+    return nucleus_architecture()
 
 
 def _runner(item: Timed) -> Callable[[], object]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform as host_platform
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from edgeml.machine import nucleus_architecture
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
 from edgeml.twin.device.nucleus import errors as codes
 from edgeml.twin.device.nucleus.builtins import (
@@ -48,15 +48,12 @@ from edgeml.twin.device.nucleus.service import Service, ServiceSpec
 from edgeml.twin.device.nucleus.store import ComponentStore
 
 LOG = logging.getLogger(__name__)
-_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "aarch64", "arm64": "aarch64"}
 CLIENT_CONFIG = Config(retries={"total_max_attempts": 2}, connect_timeout=5, read_timeout=60)
 
 
 def device_platform(**overrides: str) -> dict[str, str]:
     """This machine as the nucleus describes it (`os`, `architecture`) plus platformOverride keys."""
-    machine = host_platform.machine().lower()
-    architecture = _ARCHITECTURES.get(machine, "arm" if machine.startswith("arm") else machine)
-    return {"os": "linux", "architecture": architecture, **overrides}
+    return {"os": "linux", "architecture": nucleus_architecture(), **overrides}
 
 
 class NucleusTwin:
