@@ -155,3 +155,22 @@ def test_inputs_decoded_on_the_source_thread_are_decoded_again_after_a_swap(
     holder.swap(load_model(second_dir))
     (answer,) = pipeline.process([early])
     assert answer.reason == "wrong_shape"  # decoded again, by the model now in service
+
+
+def test_encoded_scores_are_the_models_float32_values_and_equal_to_dict() -> None:
+    from edgeml_inference.postprocess import Postprocessor
+
+    logits = np.random.default_rng(5).normal(size=(16, 10)).astype(np.float32)
+    predictions = Postprocessor(tuple("abcdefghij"), True)(logits, 3, 0.5)
+    results = [
+        InferenceResult(f"id-{index}", "http", "ok", "m", "1", prediction, latency_ms=0.5 + index / 7)
+        for index, prediction in enumerate(predictions)
+    ]
+    decoded = [json.loads(item) for item in encode_results(results)]
+    assert decoded == [result.to_dict() for result in results]
+    for body, prediction in zip(decoded, predictions, strict=True):
+        assert isinstance(prediction, Prediction)
+        assert np.float32(body["confidence"]) == np.float32(prediction.confidence)  # the same float32
+        assert [np.float32(entry["score"]) for entry in body["top_k"]] == [
+            np.float32(score) for _, _, score in prediction.top_k
+        ]

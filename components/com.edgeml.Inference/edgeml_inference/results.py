@@ -13,6 +13,12 @@ from edgeml_inference.postprocess import Prediction
 _quote = json.encoder.encode_basestring_ascii
 
 
+def float32_score(value: float) -> float:
+    """A score as results carry it: the model's float32 value to 9 significant digits (the same float32),
+    so that the JSON (`%.9g`, see encode_results) and to_dict() hold the same number."""
+    return float(f"{value:.9g}")
+
+
 @dataclass(slots=True)
 class InferenceResult:
     """One answer: `status` "ok" with a prediction, or "error" with a `reason` code and a `detail`."""
@@ -50,10 +56,10 @@ class InferenceResult:
         if self.prediction is not None:
             body["label"] = self.prediction.label
             body["class_index"] = self.prediction.class_index
-            body["confidence"] = self.prediction.confidence
+            body["confidence"] = float32_score(self.prediction.confidence)
             body["confident"] = self.prediction.confident
             body["top_k"] = [
-                {"label": label, "index": index, "score": score}
+                {"label": label, "index": index, "score": float32_score(score)}
                 for label, index, score in self.prediction.top_k
             ]
         if self.status != "ok":
@@ -72,46 +78,60 @@ def _plain_json(result: InferenceResult) -> bytes:
     return json.dumps(result.to_dict(), separators=(",", ":")).encode("utf-8")
 
 
+def _ok_template(result: InferenceResult, top_k: int) -> str:
+    """The %-template of an ok result's JSON: what a batch repeats written once; request_id, latency,
+    label, class index, confidence, confident and each top-k entry's label, index and score are the holes."""
+    entry = '{"label":%s,"index":%d,"score":%.9g}'
+    return (
+        f'{{"request_id":%s,"source":{_percent(_quote(result.source))},"status":"ok",'
+        f'"model":{_percent(_quote(result.model))},"model_version":{_percent(_quote(result.model_version))},'
+        f'"latency_ms":%.3f,"timestamp":{round(result.timestamp, 3)!r},"label":%s,"class_index":%d,'
+        f'"confidence":%.9g,"confident":%s,"top_k":[{",".join([entry] * top_k)}]}}'
+    )
+
+
+def _percent(text: str) -> str:
+    return text.replace("%", "%%")
+
+
 def encode_results(results: Sequence[InferenceResult]) -> list[bytes]:
-    """Compact JSON of each result's `to_dict()`, for a whole batch in one pass: the parts a batch repeats
-    (source/model/version, each top-k entry's label and index, the timestamp) are built once per distinct
-    value, ok results take a hand-written template, the rest (errors, escalations) go through json.dumps."""
-    middles: dict[tuple[str, str, str], str] = {}
-    entries: dict[tuple[str, int], str] = {}
-    labels: dict[str, str] = {}
-    stamps: dict[float, str] = {}
+    """Compact JSON of each result's `to_dict()`, for a whole batch in one pass.
+
+    Ok results without escalation go through one %-template per distinct (source, model, version,
+    timestamp, k), filled in C: scores and confidence are the model's float32 values, written with 9
+    significant digits (`%.9g`, which gives back the same float32) instead of the 17 of a widened float64's
+    repr; latency_ms is written to 3 decimals, as to_dict rounds it. The rest (errors, escalations) go
+    through json.dumps."""
+    templates: dict[tuple[str, str, str, float, int], str] = {}
+    quoted: dict[str, str] = {}
     encoded: list[bytes] = []
     for result in results:
         prediction = result.prediction
         if prediction is None or result.escalation is not None or result.status != "ok":
             encoded.append(_plain_json(result))
             continue
-        shared = (result.source, result.model, result.model_version)
-        middle = middles.get(shared)
-        if middle is None:
-            middle = middles[shared] = (
-                f',"source":{_quote(shared[0])},"status":"ok","model":{_quote(shared[1])},'
-                f'"model_version":{_quote(shared[2])},"latency_ms":'
-            )
-        stamp = stamps.get(result.timestamp)
-        if stamp is None:
-            stamp = stamps[result.timestamp] = f',"timestamp":{round(result.timestamp, 3)!r},"label":'
-        parts: list[str] = []
-        for label, index, score in prediction.top_k:
-            entry = entries.get((label, index))
-            if entry is None:
-                entry = entries[(label, index)] = f'{{"label":{_quote(label)},"index":{index},"score":'
-            parts.append(f"{entry}{score!r}}}")
-        top_label = labels.get(prediction.label)
-        if top_label is None:
-            top_label = labels[prediction.label] = _quote(prediction.label)
-        text = (
-            f'{{"request_id":{_quote(result.request_id)}{middle}{round(result.latency_ms, 3)!r}'
-            f"{stamp}{top_label},"
-            f'"class_index":{prediction.class_index},"confidence":{prediction.confidence!r},'
-            f'"confident":{"true" if prediction.confident else "false"},"top_k":[{",".join(parts)}]}}'
-        )
-        encoded.append(text.encode("ascii"))
+        top = prediction.top_k
+        key = (result.source, result.model, result.model_version, result.timestamp, len(top))
+        template = templates.get(key)
+        if template is None:
+            template = templates[key] = _ok_template(result, len(top))
+        label = quoted.get(prediction.label)
+        if label is None:
+            label = quoted[prediction.label] = _quote(prediction.label)
+        holes: list[object] = [
+            _quote(result.request_id),
+            result.latency_ms,
+            label,
+            prediction.class_index,
+            prediction.confidence,
+            "true" if prediction.confident else "false",
+        ]
+        for entry_label, index, score in top:
+            text = quoted.get(entry_label)
+            if text is None:
+                text = quoted[entry_label] = _quote(entry_label)
+            holes += (text, index, score)
+        encoded.append((template % tuple(holes)).encode("ascii"))
     return encoded
 
 
