@@ -15,6 +15,8 @@ directly (setup, not measured).
   only; minSucceeded 0.95). Reported: wall time, the injected time it covered, requests, the rollout's own
   CPU (thread time of the orchestrator: planning, polling, gates) per device, process CPU per device, and
   how each grows from 1,000 to 10,000.
+- device twins (EDGEML_BENCH_ROLLOUT_TWINS=12): a baseline then a 3-ring rollout on nucleus device twins
+  (real processes, wall clock, 5 s soaks, state gates), wall time by stage from the run's own events.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from rich.table import Table
 
 from edgeml.deploy import gate
 from edgeml.deploy.aws import Clients, group_members
+from edgeml.deploy.clock import WallClock
 from edgeml.deploy.errors import GateFailed
 from edgeml.deploy.orchestrator import Orchestrator
 from edgeml.deploy.plan import check_and_plan, plan_rollout
@@ -44,6 +47,7 @@ from edgeml.twin.cloud.endpoint import CloudEndpoint, moto_iot
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
 from edgeml.twin.cloud.rules.install import install_health_rules
 from edgeml.twin.cloud.service import ManualClock
+from edgeml.twin.device.nucleus import DeviceFleet
 from edgeml.twin.fleet import Boto3DeviceApi, FleetBehaviour, LightFleet
 from edgeml.twin.fleet.simtime import FleetTime
 
@@ -51,8 +55,10 @@ REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
 PLAN_DEVICES, PLAN_RINGS = 10_000, 5
 # The issue's figures are 1,000 and 10,000 agents (EDGEML_BENCH_ROLLOUT_FLEETS=1000,10000, about 7 minutes on
 # the shared 2-core VM: every agent request is a real boto3 call); the default keeps `scripts/bench` short.
-FLEETS = tuple(int(n) for n in os.environ.get("EDGEML_BENCH_ROLLOUT_FLEETS", "250,1000").split(","))
+FLEETS = tuple(int(n) for n in os.environ.get("EDGEML_BENCH_ROLLOUT_FLEETS", "250,1000").split(",") if n)
 FAILURE_RATE = 0.02
+# Nucleus device twins (real processes) for the stage timings; 0 skips them (the default keeps the run short).
+TWINS = int(os.environ.get("EDGEML_BENCH_ROLLOUT_TWINS", "0"))
 PLAN_TARGET_S = 1.0
 
 
@@ -230,6 +236,69 @@ def bench_fleet(endpoint: CloudEndpoint, clock: ManualClock, count: int) -> Flee
     )
 
 
+def bench_device_twins(console: Console, endpoint: CloudEndpoint, root: Path, count: int) -> None:
+    """A 3-ring rollout on `count` nucleus device twins, wall time by stage from the run's own events."""
+    gg = boto3.client("greengrassv2", region_name=REGION)
+    name = "com.bench.TwinModel"
+    for version in ("1.0.0", "1.0.1"):
+        recipe = {
+            "RecipeFormatVersion": "2020-01-25",
+            "ComponentName": name,
+            "ComponentVersion": version,
+            "Manifests": [{"Platform": {"os": "linux"}, "Lifecycle": {"Run": "sleep 3600"}}],
+        }
+        gg.create_component_version(inlineRecipe=yaml.safe_dump(recipe).encode())
+    parent = "bench-twins"
+    with DeviceFleet(endpoint.endpoint_url, root, count, groups=[parent], prefix="bench-twin", poll_s=0.5):
+        rings = [
+            {"name": r, "parentGroup": parent, "share": s, "soakSeconds": 5, "gate": {"minSucceeded": 1.0}}
+            for r, s in (("canary", 0.25), ("wave", 0.25), ("rest", 0.5))
+        ]
+        for version, soak in (("1.0.0", 0), ("1.0.1", 5)):
+            for entry in rings:
+                entry["soakSeconds"] = soak
+            document = {
+                "name": f"twins-{version}",
+                "components": {name: {"version": version}},
+                "pollSeconds": 0.5,
+                "rings": rings,
+            }
+            spec = parse_spec(document, "twins.yaml")
+            started = time.time()
+            record = Orchestrator(Clients(REGION), spec, WallClock()).run()
+            total = time.time() - started
+    table = Table(
+        title=f"{count} nucleus device twins, 3 rings, wall time by stage (s), outcome {record.outcome}"
+    )
+    for column in ("ring", "devices", "deploy -> settled", "soak", "gate", "ring total"):
+        table.add_column(column)
+    sizes = {r.name: len(r.devices) for r in record.plan.rings} if record.plan else {}
+    marks: dict[str, dict[str, float]] = {}
+    for event in record.events:
+        what = "created" if "created" in event.what else event.what.split()[0].rstrip(";")
+        marks.setdefault(event.ring, {}).setdefault(what, event.at)
+    previous = started
+    for ring in spec.rings:
+        m = marks.get(ring.name, {})
+        created, settled, gated = (
+            m.get("created", previous),
+            m.get("settled", previous),
+            m.get("gate", previous),
+        )
+        soak_end = settled + ring.soak_s
+        table.add_row(
+            ring.name,
+            str(sizes.get(ring.name, 0)),
+            f"{settled - created:.1f}",
+            f"{ring.soak_s:.1f}",
+            f"{gated - soak_end:.1f}",
+            f"{gated - previous:.1f}",
+        )
+        previous = gated
+    table.add_row("rollout", str(count), "", "", "", f"{total:.1f}")
+    console.print(table)
+
+
 def main() -> None:
     logging.getLogger("edgeml.twin.cloud.rules").setLevel(logging.ERROR)
     console = Console(width=160)
@@ -242,6 +311,15 @@ def main() -> None:
     ):
         bench_plan(console)
         figures = [bench_fleet(endpoint, clock, count) for count in FLEETS]
+    if TWINS:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            CloudEndpoint(Path(folder) / "cloud", persist_moto=False) as endpoint,
+            mock.patch.dict(os.environ, {**TWIN_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint.endpoint_url}),
+        ):
+            bench_device_twins(console, endpoint, Path(folder) / "devices", TWINS)
+    if not figures:
+        return
     table = Table(title=f"light fleets, 3 rings (2% / 18% / 80%), {FAILURE_RATE:.0%} deployment failures")
     for column in (
         "agents",
