@@ -16,7 +16,7 @@ import typer
 from rich.progress import Progress, TaskID, TextColumn
 
 from edgeml.console import make_console
-from edgeml.deploy.aws import Clients
+from edgeml.deploy.aws import Clients, pages
 from edgeml.deploy.clock import WallClock
 from edgeml.deploy.errors import DeployError, GateFailed, RolloutStateError
 from edgeml.deploy.orchestrator import Event, Orchestrator, RunRecord
@@ -161,11 +161,14 @@ def status(spec_path: SpecPath, region: Region = None, as_json: AsJson = False) 
     for ring_state in state.rings:
         entry: dict[str, object] = {"ring": ring_state.ring.name, "thingGroup": ring_state.ring.target_group}
         if ring_state.ours is not None:
-            executions = clients.iot.list_job_executions_for_job(
-                jobId=ring_state.ours["iotJobId"], maxResults=250
+            executions = pages(
+                clients.iot.list_job_executions_for_job,
+                "executionSummaries",
+                jobId=ring_state.ours["iotJobId"],
+                maxResults=250,
             )
             counts: dict[str, int] = {}
-            for summary in executions.get("executionSummaries") or []:
+            for summary in executions:
                 key = summary["jobExecutionSummary"]["status"]
                 counts[key] = counts.get(key, 0) + 1
             entry.update(
