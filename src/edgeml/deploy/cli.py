@@ -7,16 +7,20 @@ them at the cloud twin).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.progress import Progress, TaskID, TextColumn
 
 from edgeml.console import make_console
-from edgeml.deploy.aws import Clients, pages
+from edgeml.deploy.aws import Clients, call_failed, pages
 from edgeml.deploy.clock import WallClock
 from edgeml.deploy.errors import DeployError, GateFailed, RolloutStateError
 from edgeml.deploy.orchestrator import Event, Orchestrator, RunRecord
@@ -41,6 +45,15 @@ def register(parent: typer.Typer) -> None:
 
 def _load(path: Path) -> RolloutSpec:
     return load_spec(path)
+
+
+@contextmanager
+def _aws_errors() -> Iterator[None]:
+    """Any AWS or SDK failure not already turned into a DeployError: one line naming the call's answer."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise call_failed("AWS", error) from None
 
 
 def _print_plan(plan: Plan) -> None:
@@ -70,7 +83,17 @@ def _print_plan(plan: Plan) -> None:
         console.print(f"    after:  {after}", highlight=False)
 
 
+def _handled(command: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        with _aws_errors():
+            command(*args, **kwargs)
+
+    return run
+
+
 @app.command()
+@_handled
 def plan(spec_path: SpecPath, region: Region = None, as_json: AsJson = False) -> None:
     """Print what the rollout will do per ring (devices, versions before and after); deploys nothing."""
     spec = _load(spec_path)
@@ -131,6 +154,7 @@ def _report(record: RunRecord, folder: Path, started: float) -> None:
 
 
 @app.command()
+@_handled
 def start(spec_path: SpecPath, region: Region = None, report_dir: ReportDir = DEFAULT_REPORTS) -> None:
     """Run the rollout ring by ring: deploy, follow, soak, gate, then promote or roll back."""
     spec = _load(spec_path)
@@ -143,6 +167,7 @@ def start(spec_path: SpecPath, region: Region = None, report_dir: ReportDir = DE
 
 
 @app.command()
+@_handled
 def resume(spec_path: SpecPath, region: Region = None, report_dir: ReportDir = DEFAULT_REPORTS) -> None:
     """Continue a rollout from where AWS says it stands (after a crash, a promotion, on another machine)."""
     spec = _load(spec_path)
@@ -152,6 +177,7 @@ def resume(spec_path: SpecPath, region: Region = None, report_dir: ReportDir = D
 
 
 @app.command()
+@_handled
 def status(spec_path: SpecPath, region: Region = None, as_json: AsJson = False) -> None:
     """Where the rollout stands, per ring, from the deployments' tags and job executions."""
     spec = _load(spec_path)
@@ -198,6 +224,7 @@ def status(spec_path: SpecPath, region: Region = None, as_json: AsJson = False) 
 
 
 @app.command()
+@_handled
 def promote(spec_path: SpecPath, region: Region = None) -> None:
     """Promote the current ring now (skips the rest of its soak and its gate); `resume` goes on."""
     spec = _load(spec_path)
@@ -208,6 +235,7 @@ def promote(spec_path: SpecPath, region: Region = None) -> None:
 
 
 @app.command()
+@_handled
 def rollback(spec_path: SpecPath, region: Region = None) -> None:
     """Redeploy the previous revision to every ring the rollout touched."""
     spec = _load(spec_path)
@@ -216,6 +244,7 @@ def rollback(spec_path: SpecPath, region: Region = None) -> None:
 
 
 @app.command()
+@_handled
 def cancel(spec_path: SpecPath, region: Region = None) -> None:
     """Stop the current ring: devices that have not taken it never will; those that have keep it."""
     spec = _load(spec_path)
