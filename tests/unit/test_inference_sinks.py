@@ -127,3 +127,54 @@ def test_capture_export_task_is_what_the_s3_exporter_reads(tmp_path: Path) -> No
         "bucket",
         "captures/device/3/x.png",
     )
+
+
+class EncodedBatch:
+    """A batch of encoded results, as the app offers them (results.ResultBatch)."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self._payloads = payloads
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    def payloads(self) -> list[bytes]:
+        return self._payloads
+
+
+def test_a_batch_through_the_iot_core_sink_makes_the_same_messages_as_one_by_one() -> None:
+    payloads = [
+        json.dumps({"request_id": f"r{index}", "pad": "x" * (index * 97 % 6000)}).encode()
+        for index in range(300)
+    ]
+    by_batch, one_by_one = FakeIpc(), FakeIpc()
+    route, batching = (lambda: ("edgeml/core/results", 1)), (lambda: (50, 60.0))
+    batched_sink = AsyncSink(IoTCoreSink(by_batch, route, batching))
+    for start in range(0, len(payloads), 32):
+        batched_sink.offer(EncodedBatch(payloads[start : start + 32]))
+    batched_sink.close()  # publishes what waits
+    single = IoTCoreSink(one_by_one, route, batching)
+    for payload in payloads:
+        single.send(payload)
+    single.close()
+    assert by_batch.iot_core == one_by_one.iot_core and len(by_batch.iot_core) > 300 // 50
+    assert all(len(message) <= 128 * 1024 for _, message, _ in by_batch.iot_core)
+    assert [item["request_id"] for _, m, _ in by_batch.iot_core for item in json.loads(m)["results"]] == [
+        f"r{index}" for index in range(300)
+    ]
+    assert batched_sink.sent == 300
+
+
+def test_a_failed_publish_in_a_batch_costs_only_that_result() -> None:
+    class FlakyIpc(FakeIpc):
+        def publish_to_topic(self, topic: str, payload: bytes) -> None:
+            if payload == b"r1":
+                raise ConnectionError("nucleus busy")
+            super().publish_to_topic(topic, payload)
+
+    ipc = FlakyIpc()
+    sink = AsyncSink(IpcTopicSink(ipc, lambda: "results"))
+    sink.offer(EncodedBatch([b"r0", b"r1", b"r2"]))
+    sink.close()
+    assert ipc.published == [("results", b"r0"), ("results", b"r2")]
+    assert (sink.sent, sink.failed) == (2, 1)

@@ -21,6 +21,17 @@ class Sink(ABC):
     def send(self, payload: bytes) -> None:
         """Delivers `payload`; may block and may raise (the worker counts the failure)."""
 
+    def send_many(self, payloads: list[bytes]) -> list[Exception]:
+        """Delivers a batch's payloads in order; returns the failures (the worker counts and logs each).
+        One by one through `send` unless a sink does better with the whole batch."""
+        failures: list[Exception] = []
+        for payload in payloads:
+            try:
+                self.send(payload)
+            except Exception as error:
+                failures.append(error)
+        return failures
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Releases the destination's resources."""
 
@@ -113,13 +124,15 @@ class AsyncSink:
                 if message is None:
                     break
                 drained += 1
-                for payload in (message,) if isinstance(message, bytes) else message.payloads():
-                    try:
-                        self.sink.send(payload)
-                        self.sent += 1
-                    except Exception as error:
-                        self.failed += 1
-                        _log.warning("sink %s failed: %s", self.name, error)
+                payloads = [message] if isinstance(message, bytes) else message.payloads()
+                try:
+                    failures = self.sink.send_many(payloads)
+                except Exception as error:  # a sink's send_many is not to raise; if it does, all failed
+                    failures = [error] * len(payloads)
+                self.sent += len(payloads) - len(failures)
+                self.failed += len(failures)
+                for failure in failures:
+                    _log.warning("sink %s failed: %s", self.name, failure)
             self._idle.set()
             if self._closing:
                 return

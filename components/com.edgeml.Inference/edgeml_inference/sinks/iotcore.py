@@ -78,6 +78,32 @@ class IoTCoreSink(Sink):
         self._publish(full)
         self._publish(ready)
 
+    def send_many(self, payloads: list[bytes]) -> list[Exception]:
+        """`send` for a batch's results under one lock: the same IoT Core messages, built per batch."""
+        size, _ = self.batching()
+        if size <= 1:
+            return super().send_many(payloads)
+        groups: list[list[bytes]] = []
+        with self._lock:
+            for payload in payloads:
+                over = self._pending_bytes + len(payload) + 1 + _ENVELOPE_OVERHEAD > MAX_MESSAGE_BYTES
+                if self._pending and over:
+                    groups.append(self._take())
+                if not self._pending:
+                    self._oldest = time.monotonic()
+                self._pending.append(payload)
+                self._pending_bytes += len(payload) + 1
+                if len(self._pending) >= size:
+                    groups.append(self._take())
+            self._ensure_timer()
+        failures: list[Exception] = []
+        for group in groups:
+            try:
+                self._publish(group)
+            except Exception as error:
+                failures.append(error)
+        return failures
+
     def _take(self) -> list[bytes]:
         taken, self._pending, self._pending_bytes = self._pending, [], 0
         return taken

@@ -21,3 +21,17 @@ class IpcTopicSink(Sink):
         topic = self.topic()
         if topic:
             self.ipc.publish_to_topic(topic, payload)
+
+    def send_many(self, payloads: list[bytes]) -> list[Exception]:
+        """Each payload is its own message, as `send`; the topic is read once per batch."""
+        topic = self.topic()
+        if not topic:
+            return []
+        publish = self.ipc.publish_to_topic
+        failures: list[Exception] = []
+        for payload in payloads:
+            try:
+                publish(topic, payload)
+            except Exception as error:
+                failures.append(error)
+        return failures
