@@ -23,6 +23,8 @@ clients are threads of a separate client process on their own kept-alive `http.c
 app calling the endpoint). Rounds interleave in-process and HTTP; the figure is the median request latency.
 The app's fixed cost per result is 1/app - 1/bare rate (median over rounds): what it adds to each result
 beyond the runtime, sinks included (their threads share the GIL and the cores).
+The same sink share and cold start with the real sinks against the IPC and Stream Manager twins, and the
+model-update gap and lost inputs: benchmarks/inference_twins.py, printed after these tables.
 Targets: app >= 0.95x bare throughput; fixed cost <= 10 us per result at batch 32; sink share <= 5 %;
 cold start < 2 s; HTTP kept-alive <= 1 ms over in-process at the median, with 1 and with 8 clients.
 """
@@ -586,6 +588,9 @@ def main() -> None:
             f"{figures.model}: cold start {figures.cold_start_s:.2f} s "
             f"({'MET' if met else 'NOT MET'}, target < {TARGET_COLD_START_S:.0f} s)"
         )
+    from benchmarks.inference_twins import run as run_on_twins  # the real sinks, on the twins
+
+    run_on_twins(console, loads)
 
 
 if __name__ == "__main__":
