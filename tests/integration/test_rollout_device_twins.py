@@ -6,6 +6,7 @@ publish no health records: the light-fleet tests cover the health-record checks)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,7 +44,9 @@ def _recipe(name: str, version: str, run: str) -> bytes:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    suffix = uuid.uuid4().hex[:6]
+    # from the test's id: unique in moto's process-wide state, and the same ring sizes every run
+    test_id = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] or uuid.uuid4().hex
+    suffix = hashlib.sha256(test_id.encode()).hexdigest()[:6]
     with CloudEndpoint(tmp_path / "cloud", persist_moto=False) as cloud:
         url = cloud.endpoint_url
         gg = cloud_client("greengrassv2", url)
