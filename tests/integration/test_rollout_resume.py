@@ -28,7 +28,7 @@ from edgeml.twin.cloud.rules.install import install_health_rules
 from edgeml.twin.fleet import Boto3DeviceApi, FleetBehaviour, LightFleet
 
 REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
-SUFFIX = "k9" + str(os.getpid())
+SUFFIX = "k9res"  # fixed: the same ring sizes every run (one run per process)
 
 
 def _spec(name: str, version: str, model: str, app: str, parent: str, soak: float) -> dict[str, Any]:
