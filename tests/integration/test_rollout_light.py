@@ -7,6 +7,7 @@ import re
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -14,12 +15,13 @@ import typer
 import yaml
 
 from edgeml.cli import run_app
+from edgeml.deploy.aws import Clients
 from edgeml.deploy.cli import register
 from edgeml.deploy.errors import GateFailed
 from edgeml.deploy.orchestrator import Orchestrator
 from edgeml.deploy.report import write_reports
 from edgeml.twin.fleet import VersionHealth
-from tests.integration.rollout_kit import World, rings, world
+from tests.integration.rollout_kit import REGION, World, rings, world
 
 GATE = {
     "minSucceeded": 1.0,
@@ -310,3 +312,64 @@ def test_a_rollback_by_hand_mid_ring_stops_the_running_rollout(tmp_path: Path) -
             f"base-{w.suffix}-rest"
         ]
         assert Orchestrator(w.clients, spec, w.time).run().outcome == "rolled-back"  # resume: nothing more
+
+
+class _Crash(BaseException):
+    """The orchestrator's process dies here (not an error it could handle)."""
+
+
+class _CrashingClients(Clients):
+    """Clients whose process dies at the `budget`-th AWS call: before the request is sent, or (after=True)
+    once the service has done it but before the answer is read (the case client tokens exist for)."""
+
+    def __init__(self, budget: int, after: bool) -> None:
+        super().__init__(REGION)
+        self.budget, self.after = budget, after
+
+    def _client(self, service: str) -> Any:
+        made = super()._client(service)
+        made.meta.events.register("after-call.*.*" if self.after else "before-call.*.*", self._tick)
+        return made
+
+    def _tick(self, **_: Any) -> None:
+        self.budget -= 1
+        if self.budget == 0:
+            raise _Crash()
+
+
+@pytest.mark.slow
+def test_killed_at_many_points_each_resume_goes_on_without_duplicate_or_lost_deployments(
+    tmp_path: Path,
+) -> None:
+    with world(tmp_path, devices=10) as w:
+        _baseline(w)
+        spec = w.spec("crashy", "1.0.1", rings(w, gate=GATE))
+        gg = w.endpoint_client("greengrassv2")
+
+        def deployed() -> dict[str, int]:
+            out = {}
+            for ring in spec.rings:
+                arn = w.clients.thing_group_arn(ring.target_group)
+                items = gg.list_deployments(targetArn=arn, historyFilter="ALL")["deployments"]
+                out[ring.name] = [d["deploymentName"] for d in items].count(f"{spec.name}-{ring.name}")
+            return out
+
+        outcome, seen_mid_rollout = "", []  # a full run here is ~130 calls; each resume re-plans (~20)
+        for budget, after in [
+            (20, False),
+            (35, True),
+            (28, False),
+            (45, True),
+            (40, False),
+            (60, True),
+            (0, False),
+        ]:
+            try:
+                outcome = Orchestrator(_CrashingClients(budget, after), spec, w.time).run().outcome
+                break
+            except _Crash:
+                seen_mid_rollout.append(sum(deployed().values()))
+        assert outcome == "completed"
+        assert any(0 < n < len(spec.rings) for n in seen_mid_rollout)  # some deaths came mid-rollout
+        assert deployed() == {ring.name: 1 for ring in spec.rings}  # none twice, none lost
+        assert w.versions() == {"1.0.1": len(w.fleet.agents)}
