@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from edgeml_inference import metadata as device_metadata
+from edgeml_inference.backends.onnxruntime import NVIDIA_DEVICE_NODES
 from edgeml_runtime import installer
+from edgeml_runtime.accelerator import NVIDIA_GPU_SIGNS
 
 from edgeml import machine
 from edgeml.model import metadata as cloud_metadata
@@ -40,3 +42,9 @@ def test_neither_side_has_runtime_requirements_for_32_bit_arm(uname: str) -> Non
 
 def test_every_requirements_platform_of_the_installer_is_known_to_the_cloud_side() -> None:
     assert set(machine.RUNTIME_REQUIREMENTS_PLATFORMS.values()) == set(installer.SUPPORTED_PLATFORMS)
+
+
+def test_the_runtime_installs_the_gpu_build_wherever_the_app_sees_a_gpu() -> None:
+    # Two device components (the app does not import the Runtime's installer): ExecutionProviders auto
+    # warns "GPU present but unusable" on these nodes, so Accelerator auto must take them as a GPU.
+    assert {node.removeprefix("/") for node in NVIDIA_DEVICE_NODES} <= set(NVIDIA_GPU_SIGNS)

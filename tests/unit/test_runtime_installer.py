@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from edgeml_runtime.accelerator import NVIDIA_GPU_SIGNS, choose_accelerator, nvidia_gpu_signs
 from edgeml_runtime.installer import (
     LOCK_FILE,
     Interpreter,
@@ -33,6 +34,7 @@ from packaging.requirements import Requirement
 
 from edgeml.components.build import build_project
 from edgeml.machine import nucleus_architecture, runtime_requirements_platform
+from edgeml.twin.device.artifacts import select_manifest
 from edgeml.twin.device.nucleus.interpolation import Interpolator, ResolvedService
 from edgeml.twin.device.nucleus.paths import NucleusPaths
 
@@ -309,10 +311,12 @@ def test_a_too_old_python_fails_before_anything_is_created(project: Path) -> Non
 
 
 def _nucleus_install_step(
-    tmp_path: Path, overrides: dict[str, str]
+    tmp_path: Path, overrides: dict[str, str], accelerator: str = "", device_root: Path | None = None
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """Builds the Runtime component, unpacks its zip as the nucleus does and runs this platform's Install
-    script with the recipe variables interpolated (DefaultConfiguration merged with `overrides`)."""
+    """Builds the Runtime component, unpacks its zip as the nucleus does and runs the Install script of the
+    manifest the nucleus picks for this machine (with platformOverride `accelerator` when given), the recipe
+    variables interpolated (DefaultConfiguration merged with `overrides`). `device_root`: a fake device
+    root for the GPU detection (appended as the installer's hidden --device-root)."""
     architecture = nucleus_architecture()
     if runtime_requirements_platform() is None:
         pytest.skip(f"no Runtime manifest to try on {architecture}")
@@ -332,7 +336,12 @@ def _nucleus_install_step(
     work.mkdir(parents=True, exist_ok=True)
 
     recipe = yaml.safe_load(recipe_path.read_text())
-    [manifest] = [m for m in recipe["Manifests"] if m["Platform"]["architecture"] == architecture]
+    device = {
+        "os": "linux",
+        "architecture": architecture,
+        **({"accelerator": accelerator} if accelerator else {}),
+    }
+    manifest = select_manifest(recipe, device)
     install = manifest["Lifecycle"]["Install"]
     configuration = {**recipe["ComponentConfiguration"]["DefaultConfiguration"], **overrides}
     services = {"com.edgeml.Runtime": ResolvedService("1.0.0", configuration)}
@@ -340,7 +349,7 @@ def _nucleus_install_step(
     env = {**os.environ, **interpolated["Setenv"]}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     result = subprocess.run(
-        ["sh", "-c", interpolated["Script"]],
+        ["sh", "-c", interpolated["Script"] + (f" --device-root {device_root}" if device_root else "")],
         cwd=work,
         env=env,
         capture_output=True,
@@ -374,3 +383,112 @@ def test_default_venv_root_is_the_runtime_work_folder(tmp_path: Path) -> None:
     assert result.stdout.startswith("edgeml-runtime: unchanged ")
     reported = Path(result.stdout.split()[2])
     assert reported.resolve() == (root / "work" / "com.edgeml.Runtime" / "venv").resolve()
+
+
+# Accelerator auto (issue 11 item 11): detection on a fake device root, the choice, the real install
+
+
+def _device_root(tmp_path: Path, *signs: str) -> Path:
+    root = tmp_path / "device-root"
+    root.mkdir(parents=True, exist_ok=True)
+    for sign in signs:
+        (root / sign).parent.mkdir(parents=True, exist_ok=True)
+        (root / sign).write_text("")
+    return root
+
+
+@pytest.mark.parametrize("sign", NVIDIA_GPU_SIGNS)
+def test_auto_on_an_nvidia_manifest_picks_gpu_when_the_device_shows_a_gpu(tmp_path: Path, sign: str) -> None:
+    root = _device_root(tmp_path, sign)
+    assert nvidia_gpu_signs(root) == ["/" + sign]
+    choice = choose_accelerator("auto", "nvidia", "linux-x86_64", RUNTIME_DIR / "requirements", root)
+    assert (choice.accelerator, choice.warning) == ("gpu", None)
+    assert "/" + sign in choice.reason
+
+
+def test_auto_on_an_nvidia_manifest_without_a_gpu_falls_back_to_cpu_and_warns(tmp_path: Path) -> None:
+    root = _device_root(tmp_path, "dev/null-not-a-gpu", "proc/driver/other")
+    choice = choose_accelerator("auto", "nvidia", "linux-aarch64", RUNTIME_DIR / "requirements", root)
+    assert choice.accelerator == "cpu"
+    assert choice.warning is not None and "no NVIDIA GPU was found" in choice.warning
+    assert all("/" + sign in choice.warning for sign in NVIDIA_GPU_SIGNS)
+
+
+def test_auto_with_a_gpu_but_no_gpu_requirements_falls_back_to_cpu_and_warns(tmp_path: Path) -> None:
+    root = _device_root(tmp_path, "dev/nvidia0")
+    requirements = tmp_path / "reqs"
+    requirements.mkdir()
+    (requirements / "linux-x86_64.txt").write_text("tinypkg==1.0\n")
+    choice = choose_accelerator("auto", "nvidia", "linux-x86_64", requirements, root)
+    assert choice.accelerator == "cpu"
+    assert choice.warning is not None and "linux-x86_64-gpu.txt" in choice.warning
+
+
+def test_auto_on_a_cpu_manifest_stays_on_cpu_and_says_so_when_a_gpu_is_present(tmp_path: Path) -> None:
+    bare = choose_accelerator(
+        "auto", "", "linux-x86_64", RUNTIME_DIR / "requirements", _device_root(tmp_path)
+    )
+    assert (bare.accelerator, bare.warning) == ("cpu", None)
+    root = _device_root(tmp_path, "dev/nvidia0")
+    with_gpu = choose_accelerator("auto", "", "linux-x86_64", RUNTIME_DIR / "requirements", root)
+    assert with_gpu.accelerator == "cpu"
+    assert with_gpu.warning is not None and "platformOverride accelerator: nvidia" in with_gpu.warning
+
+
+@pytest.mark.parametrize("configured", ["cpu", "gpu"])
+def test_an_explicit_accelerator_is_taken_as_given(tmp_path: Path, configured: str) -> None:
+    root = _device_root(tmp_path) if configured == "gpu" else _device_root(tmp_path, "dev/nvidia0")
+    choice = choose_accelerator(configured, "nvidia", "linux-x86_64", RUNTIME_DIR / "requirements", root)
+    assert (choice.accelerator, choice.warning) == (configured, None)
+
+
+def test_an_unknown_accelerator_is_one_error_line(project: Path) -> None:
+    result = _install(project, *_args(project, "--accelerator", "tpu"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: Accelerator 'tpu': expected one of auto, cpu, gpu"
+    assert not (project / "work").exists()
+
+
+@pytest.mark.slow
+def test_auto_installs_the_gpu_requirements_only_where_the_device_shows_a_gpu(
+    project: Path, tmp_path: Path
+) -> None:
+    """The real installer (venv + pip, offline): gpu file -> tinypkg 2.0, cpu file -> tinypkg 1.0."""
+    gpu_root = _device_root(tmp_path / "gpu", "dev/nvidia0")
+    on_gpu = _install(
+        project, *_args(project, "--device-accelerator", "nvidia", "--device-root", str(gpu_root))
+    )
+    assert on_gpu.returncode == 0, on_gpu.stderr
+    assert on_gpu.stderr == ""
+    assert "linux-x86_64-gpu.txt" in on_gpu.stdout and "Accelerator auto: gpu" in on_gpu.stdout
+    assert _venv_version(project / "work" / "venv", "tinypkg") == "2.0"
+
+    no_gpu = _install(
+        project,
+        *_args(
+            project, "--device-accelerator", "nvidia", "--device-root", str(_device_root(tmp_path / "cpu"))
+        ),
+    )
+    assert no_gpu.returncode == 0, no_gpu.stderr
+    [warning] = no_gpu.stderr.strip().splitlines()
+    assert warning.startswith("warning: Accelerator auto: the nucleus picked an nvidia manifest")
+    assert no_gpu.stdout.startswith("edgeml-runtime: replaced ")
+    assert _venv_version(project / "work" / "venv", "tinypkg") == "1.0"
+
+
+@pytest.mark.slow
+def test_the_recipes_nvidia_manifest_installs_the_gpu_requirements_by_default(tmp_path: Path) -> None:
+    """platformOverride accelerator: nvidia and the recipe's defaults: the nvidia manifest's Install step
+    asks pip for the -gpu requirements where the device shows a GPU (an empty wheelhouse stops pip there)."""
+    empty = tmp_path / "empty-wheelhouse"
+    empty.mkdir()
+    gpu_root = _device_root(tmp_path / "gpu", "dev/nvidia0")
+    result, _ = _nucleus_install_step(tmp_path / "a", {"WheelhouseDir": str(empty)}, "nvidia", gpu_root)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: pip install -r {detect_platform()}-gpu.txt failed")
+    no_gpu = _device_root(tmp_path / "cpu")
+    result, _ = _nucleus_install_step(tmp_path / "b", {"WheelhouseDir": str(empty)}, "nvidia", no_gpu)
+    warning, error = result.stderr.strip().splitlines()
+    assert warning.startswith("warning: Accelerator auto: the nucleus picked an nvidia manifest")
+    assert error.startswith(f"error: pip install -r {detect_platform()}.txt failed")

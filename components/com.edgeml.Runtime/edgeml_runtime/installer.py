@@ -2,14 +2,15 @@
 
 Runs on the core device in the Runtime component's Install step, before any venv exists, so it uses
 the standard library only. Idempotent: the venv holds a lock file with the hash of what it was built
-from (requirements file, platform, accelerator, Python version); when that matches, nothing is done.
-When it differs, the old venv is set aside, a new one is built in its place, and the old one is
-restored if the build fails or runs past the timeout.
+from (requirements file, platform, accelerator as resolved, Python version); when that matches,
+nothing is done. When it differs, the old venv is set aside, a new one is built in its place, and the
+old one is restored if the build fails or runs past the timeout.
 
 Before anything is created it checks, on the interpreter that will create the venv, what stock device
 images get wrong: a Python older than the requirements file's `# requires-python:` line, a C library
 older than its `# requires-glibc:` line (the pinned wheels are manylinux ones), and a Python without
 ensurepip (Debian/Ubuntu/JetPack ship it in python3.X-venv), each named in one line.
+Accelerator `auto` (the default) resolves to cpu or gpu first: accelerator.py.
 Runs on Python 3.10 and newer (JetPack 6, Ubuntu 22.04); the probe it runs in the target interpreter runs
 on any Python 3.
 
@@ -41,8 +42,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeml_runtime.accelerator import ACCELERATORS, AUTO, CHOICES, choose_accelerator
+
 LOCK_FILE = "edgeml-runtime.lock.json"
-ACCELERATORS = ("cpu", "gpu")
 DEFAULT_REQUIREMENTS_DIR = Path(__file__).resolve().parent.parent / "requirements"
 DEFAULT_TIMEOUT_S = 1200.0
 
@@ -149,7 +151,7 @@ def requirements_file(requirements_dir: Path, platform_name: str, accelerator: s
         raise UnsupportedPlatform(
             f"unsupported platform {platform_name}: supported are {', '.join(SUPPORTED_PLATFORMS)}"
         )
-    if accelerator not in ACCELERATORS:
+    if accelerator not in CHOICES:  # auto is resolved before (accelerator.py)
         raise InstallerError(f"Accelerator '{accelerator}': expected one of {', '.join(ACCELERATORS)}")
     suffix = "" if accelerator == "cpu" else f"-{accelerator}"
     path = requirements_dir / f"{platform_name}{suffix}.txt"
@@ -376,8 +378,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edgeml_runtime", description=__doc__.splitlines()[0])
     parser.add_argument("--venv-root", required=True, help="venv folder (VenvRoot); relative to the cwd")
     parser.add_argument(
-        "--accelerator", default="cpu", help="cpu | gpu (Accelerator): picks the requirements"
+        "--accelerator",
+        default=AUTO,
+        help="auto | cpu | gpu (Accelerator): picks the requirements; auto: gpu on an nvidia manifest "
+        "with an NVIDIA GPU present, else cpu",
     )
+    parser.add_argument(
+        "--device-accelerator", default="", help="the manifest's platform accelerator (nvidia), if any"
+    )
+    parser.add_argument("--device-root", default="/", help=argparse.SUPPRESS)  # tests: a fake device
     parser.add_argument(
         "--platform", default="auto", help=f"auto (uname -m) or one of {', '.join(SUPPORTED_PLATFORMS)}"
     )
@@ -397,11 +406,24 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         platform_name = detect_platform() if args.platform == "auto" else args.platform
+        requested = args.accelerator.strip().lower()
+        if requested not in ACCELERATORS:
+            raise InstallerError(f"Accelerator '{requested}': expected one of {', '.join(ACCELERATORS)}")
+        requirements_dir = Path(args.requirements_dir)
+        choice = choose_accelerator(
+            requested,
+            args.device_accelerator.strip().lower(),
+            platform_name,
+            requirements_dir,
+            Path(args.device_root),
+        )
+        if choice.warning is not None:
+            print(f"warning: {choice.warning}", file=sys.stderr)
         request = InstallRequest(
             venv_root=Path(args.venv_root).absolute(),
             platform=platform_name,
-            accelerator=args.accelerator.strip().lower(),
-            requirements_dir=Path(args.requirements_dir),
+            accelerator=choice.accelerator,
+            requirements_dir=requirements_dir,
             wheelhouse=Path(args.wheelhouse).absolute() if args.wheelhouse.strip() else None,
             timeout_s=args.timeout,
             python=args.python,
@@ -410,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     except InstallerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    summary = f"{result.requirements.name}, lock {result.lock_hash[:12]}"
+    summary = f"{result.requirements.name}, lock {result.lock_hash[:12]}, Accelerator {requested}"
+    if requested == AUTO:
+        summary += f": {choice.accelerator} ({choice.reason})"
     print(f"edgeml-runtime: {result.status} {result.venv_root} ({summary})")
     return 0
