@@ -113,7 +113,11 @@ def test_a_good_spec_keeps_every_setting() -> None:
             12.345,
             "criteriaList[0].thresholdPercentage",
         ),
-        (["components", "com.edgeml.Inference", "version"], "1.2", "Inference.version: '1.2' is not a semantic"),
+        (
+            ["components", "com.edgeml.Inference", "version"],
+            "1.2",
+            "Inference.version: '1.2' is not a semantic",
+        ),
         (["components"], {}, "components"),
         (["rings"], [], "rings"),
         (["rings", 0, "name"], _DELETE, "rings[0].name"),

@@ -152,7 +152,9 @@ def _check_schema(document: Any, source: str) -> None:
             if missing:
                 raise SpecInvalid(f"{source}: {key_path([*parts, missing[0]])}: required key is missing")
         if error.validator == "pattern" and parts and parts[-1] == "version":
-            raise SpecInvalid(f"{source}: {key_path(parts)}: {error.instance!r} is not a semantic version (1.2.3)")
+            raise SpecInvalid(
+                f"{source}: {key_path(parts)}: {error.instance!r} is not a semantic version (1.2.3)"
+            )
         raise SpecInvalid(f"{source}: {key_path(parts)}: {error.message}")
 
 
