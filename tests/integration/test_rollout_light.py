@@ -95,6 +95,21 @@ def test_a_bad_version_trips_the_canary_gate_and_only_the_canary_is_rolled_back(
             assert names == [f"base-{w.suffix}-{group.rsplit('-', 1)[-1]}"]
 
 
+@pytest.mark.slow
+def test_a_ring_whose_devices_send_no_health_records_fails_its_metric_gate(tmp_path: Path) -> None:
+    """Silence is not health: every device SUCCEEDED and RUNNING but none of their health records reached
+    CloudWatch, so the error-rate gate (with no results-per-device floor to catch it) must fail the canary."""
+    with world(tmp_path, devices=6, versions={"1.0.1": VersionHealth(publishes_health=False)}) as w:
+        _baseline(w)
+        spec = w.spec("mute", "1.0.1", rings(w, gate={"minSucceeded": 1.0, "maxErrorRate": 0.05}))
+        orchestrator = Orchestrator(w.clients, spec, w.time)
+        with pytest.raises(GateFailed) as failed:
+            orchestrator.run()
+        canary = orchestrator.record.plan.rings[0].devices if orchestrator.record.plan else []
+        assert "errorRate no data" in str(failed.value) and canary[0] in str(failed.value)
+        assert orchestrator.record.rolled_back == ["canary"]
+
+
 def _with(w: World, **changes: object) -> None:
     w.fleet.set_behaviour(replace(w.fleet.behaviour, **changes))  # type: ignore[arg-type]
 

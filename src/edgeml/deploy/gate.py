@@ -210,9 +210,9 @@ def _health_checks(gate: Gate, health: HealthWindow, runners: list[str]) -> list
         bad = []
         for thing in runners:
             value = value_of(devices[thing])
-            if value is None:
-                continue
-            if (value > threshold) if higher_is_bad else (value < threshold):
+            # A device with no datapoint for a gated metric fails the check: silence (no health record
+            # reached CloudWatch over the soak) must never promote a ring.
+            if value is None or ((value > threshold) if higher_is_bad else (value < threshold)):
                 bad.append(thing)
         passed = len(bad) / total <= gate.max_failing_devices + 1e-12
         checks.append(Check(name, threshold, ring_value, passed, bad, "<=" if higher_is_bad else ">="))

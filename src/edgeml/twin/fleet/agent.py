@@ -180,6 +180,8 @@ class LightAgent:
         if self.behaviour.watched_component in self.broken:
             return  # a crash-looping app publishes nothing
         health = self.behaviour.health_of(version)
+        if not health.publishes_health:
+            return
         noise = random.Random(f"{self.thing}:{now}")
         requests = health.requests_per_record
         errors = min(requests, round(requests * health.error_rate))

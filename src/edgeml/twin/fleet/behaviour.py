@@ -23,6 +23,9 @@ class VersionHealth:
     requests_per_record: int = 60
     fails_deployment: bool = False
     crash_after_start: bool = False
+    # False: the app runs (RUNNING, HEALTHY) but no health record reaches IoT Core (e.g. its IoT Core
+    # health topic turned off or refused by a policy): a gate on its metrics must not pass on silence.
+    publishes_health: bool = True
 
 
 HEALTHY = VersionHealth()
