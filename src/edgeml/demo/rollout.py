@@ -2,11 +2,11 @@
 orchestrator, JSON + HTML reports) with two rings, each an existing thing group of device twins; the
 canary ring soaks and is gated, the last ring is deployed once the canary's gate passed.
 
-The canary's gate reads the device states the rollout can trust (each device's effective deployment,
-its installed versions, BROKEN components, UNHEALTHY core devices). It does not read the app's health
-records from CloudWatch: the app publishes them only on the local bus and its Stream Manager stream,
-never on the IoT Core health topic the health rules listen to (edgeml.config.healthrule), so a metric
-check would have no data; the demo counts the CloudWatch datapoints it finds to show that.
+The canary's gate reads the device states (each device's effective deployment, its installed versions,
+BROKEN components, UNHEALTHY core devices). The app's health records do reach CloudWatch through the
+health rules (the demo counts their datapoints), but no input arrives during the canary's soak here, and a
+metric gate fails a device with no requests in its window ("no data" is never a pass), so the demo's gate
+stays on device state; docs/rollouts.md shows metric gates on a fleet that is serving.
 """
 
 from __future__ import annotations
