@@ -91,6 +91,24 @@ def test_the_app_process_finds_stream_manager_through_its_configuration_over_ipc
 
 
 @pytest.mark.slow
+def test_sigterm_stops_the_app_with_exit_0_and_no_sdk_error_in_its_log(short_root: Path) -> None:
+    """The nucleus stops a component with SIGTERM at every deployment that restarts it; its log must not
+    fill with an SDK traceback each time (awsiotsdk clientv2 re-raises the executor's RuntimeError for a
+    stream closed after close(): `cannot schedule new futures after shutdown`)."""
+    rig = Rig(short_root)
+    try:
+        process = rig.spawn()
+        wait_for(lambda: (rig.work / "input").is_dir() or process.poll() is not None, what="app started")
+        assert process.poll() is None, rig.log.read_text()
+        process.terminate()
+        assert process.wait(30) == 0, rig.log.read_text()
+        log = rig.log.read_text()
+        assert "Traceback" not in log and "cannot schedule new futures" not in log, log
+    finally:
+        rig.stop()
+
+
+@pytest.mark.slow
 def test_an_unreachable_stream_manager_reports_errored_and_exits_non_zero(short_root: Path) -> None:
     rig = Rig(short_root, stream_manager_port=free_port(), StreamManagerWaitS=1)
     try:

@@ -71,7 +71,7 @@ class SdkIpcClient:
             _guard(on_update)
 
         _, operation = self.client.subscribe_to_configuration_update(
-            key_path=[], on_stream_event=handler, on_stream_error=_stream_error, on_stream_closed=_closed
+            key_path=[], on_stream_event=handler, on_stream_error=_stream_error
         )
         self._operations.append(operation)
 
@@ -84,7 +84,7 @@ class SdkIpcClient:
                 _guard(on_validate, update.deployment_id or "", dict(update.configuration or {}))
 
         _, operation = self.client.subscribe_to_validate_configuration_updates(
-            on_stream_event=handler, on_stream_error=_stream_error, on_stream_closed=_closed
+            on_stream_event=handler, on_stream_error=_stream_error
         )
         self._operations.append(operation)
 
@@ -121,7 +121,7 @@ class SdkIpcClient:
             _guard(on_message, payload)
 
         _, operation = self.client.subscribe_to_topic(
-            topic=topic, on_stream_event=handler, on_stream_error=_stream_error, on_stream_closed=_closed
+            topic=topic, on_stream_event=handler, on_stream_error=_stream_error
         )
         self._operations.append(operation)
         return lambda: _close_quietly(operation)
@@ -139,7 +139,7 @@ class SdkIpcClient:
                 _guard(on_post_update, event.post_update_event.deployment_id or "")
 
         _, operation = self.client.subscribe_to_component_updates(
-            on_stream_event=handler, on_stream_error=_stream_error, on_stream_closed=_closed
+            on_stream_event=handler, on_stream_error=_stream_error
         )
         self._operations.append(operation)
 
@@ -168,8 +168,10 @@ def _stream_error(error: Exception) -> bool:
     return False  # keep the stream open
 
 
-def _closed() -> None:
-    _log.debug("IPC stream closed")
+# No on_stream_closed callbacks: awsiotsdk's GreengrassCoreIPCClientV2 submits them to its executor and,
+# for a stream that closes after close() shut that executor down, re-raises the RuntimeError it means to
+# ignore (clientv2.py `__create_stream_handler`: `if real_self.ignore_executor_exceptions: raise`), so
+# every stop logged a traceback per subscription. Nothing here needs to know a stream closed.
 
 
 def _close_quietly(closable: Any) -> None:
