@@ -21,6 +21,7 @@ from botocore.credentials import Credentials
 
 from edgeml.twin.cloud.endpoint import CloudEndpoint, ControlPlaneFactory
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
+from edgeml.twin.cloud.protocol.model import twin_botocore_session
 from edgeml.twin.cloud.service import ServiceError
 
 REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
@@ -30,8 +31,11 @@ UNCHECKED = Config(retries={"total_max_attempts": 1}, parameter_validation=False
 
 
 def client(endpoint: CloudEndpoint, service: str, config: Config = NO_RETRIES) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
+    """A plain boto3 client; its session also loads the twin's supplementary greengrassv2-data operations
+    (protocol/models), so `greengrassv2` clients have list_thing_groups_for_core_device too."""
+    session = boto3.session.Session(botocore_session=twin_botocore_session())
+    return session.client(
+        service,
         endpoint_url=endpoint.endpoint_url,
         region_name=REGION,
         aws_access_key_id=TWIN_CREDENTIALS["AWS_ACCESS_KEY_ID"],

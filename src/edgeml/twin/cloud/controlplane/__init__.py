@@ -23,6 +23,7 @@ from edgeml.twin.cloud.controlplane.components import Components
 from edgeml.twin.cloud.controlplane.context import RequestContext, current, request_context
 from edgeml.twin.cloud.controlplane.core import Core
 from edgeml.twin.cloud.controlplane.deployments import Deployments
+from edgeml.twin.cloud.controlplane.device_data import DeviceData
 from edgeml.twin.cloud.controlplane.fleet import Fleet
 from edgeml.twin.cloud.controlplane.iot_jobs import IotJobs
 from edgeml.twin.cloud.controlplane.jobs_data import JobsData
@@ -57,6 +58,7 @@ GREENGRASS_OPERATIONS = {
         "list_installed_components",
         "delete_core_device",
     ),
+    "device_data": ("list_thing_groups_for_core_device", "get_deployment_configuration"),
 }
 IOT_OPERATIONS = (
     "describe_job",
@@ -139,6 +141,7 @@ class ControlPlane:
             "components": self.components,
             "deployments": self.deployments,
             "fleet": self.fleet,
+            "device_data": DeviceData(self.core, self.deployments, self.components),
         }
         self.greengrassv2 = OperationSet(
             self.core,

@@ -95,17 +95,28 @@ class Core:
                     pending.append(child)
         return list(members)
 
-    def groups_of_thing(self, region: str, account: str, thing: str) -> list[Any]:
-        """The thing's groups and their ancestors (the groups whose deployments reach it)."""
+    def direct_groups_of_thing(self, region: str, account: str, thing: str) -> list[Any]:
+        """The groups the thing was added to (moto's IoT membership), in moto's order."""
         arn = f"arn:aws:iot:{region}:{account}:thing/{thing}"
-        groups = list(self.moto_iot(region).thing_groups.values())
-        by_name = {g.thing_group_name: g for g in groups}
+        return [group for group in self.moto_iot(region).thing_groups.values() if arn in group.things]
+
+    def root_to_parent(self, region: str, group: Any) -> list[Any]:
+        """The group's ancestors, root first (IoT's `rootToParentThingGroups`)."""
+        by_name = {g.thing_group_name: g for g in self.moto_iot(region).thing_groups.values()}
+        chain: list[Any] = []
+        current = by_name.get(group.parent_group_name) if group.parent_group_name else None
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = by_name.get(current.parent_group_name) if current.parent_group_name else None
+        return chain[::-1]
+
+    def groups_of_thing(self, region: str, account: str, thing: str) -> list[Any]:
+        """The thing's groups and their ancestors (the groups whose deployments reach it; the set the
+        nucleus's ThingGroupHelper builds from ListThingGroupsForCoreDevice)."""
         found: dict[str, Any] = {}
-        for group in groups:
-            current = group if arn in group.things else None
-            while current is not None and current.arn not in found:
-                found[current.arn] = current
-                current = by_name.get(current.parent_group_name) if current.parent_group_name else None
+        for group in self.direct_groups_of_thing(region, account, thing):
+            for member in [group, *reversed(self.root_to_parent(region, group))]:
+                found.setdefault(member.arn, member)
         return list(found.values())
 
     # --- time and membership -------------------------------------------------------------------

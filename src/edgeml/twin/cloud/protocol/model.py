@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
+from pathlib import Path
 
 import botocore.session
 from botocore.model import ServiceModel, Shape
@@ -22,10 +24,24 @@ _JAVA_CLASSES = {
 }
 
 
+# Supplementary models in botocore's own format (`<service>/<api-version>/service-2.sdk-extras.json`), merged
+# by botocore's loader into its model: the greengrassv2-data operations a nucleus calls (models/README.md).
+TWIN_MODELS = Path(__file__).with_name("models")
+
+
+def twin_botocore_session() -> botocore.session.Session:
+    """A botocore session whose loader also reads TWIN_MODELS its clients and models have them."""
+    session = botocore.session.get_session()
+    data_path = session.get_config_variable("data_path")
+    session.set_config_variable("data_path", os.pathsep.join(filter(None, [str(TWIN_MODELS), data_path])))
+    return session
+
+
 @cache
 def service_model(name: str, api_version: str | None = None) -> ServiceModel:
-    """The model botocore itself uses for `name` (e.g. `greengrassv2`), so the twin's shapes cannot drift."""
-    return botocore.session.get_session().get_service_model(name, api_version)
+    """The model botocore itself uses for `name` (e.g. `greengrassv2`), so the twin's shapes cannot drift,
+    with the operations of TWIN_MODELS merged in by botocore's loader."""
+    return twin_botocore_session().get_service_model(name, api_version)
 
 
 @cache

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from edgeml.twin.device.nucleus.recipe import Recipe, key
 from edgeml.twin.device.nucleus.resolver import Resolver
 from edgeml.twin.device.nucleus.service import ServiceSpec
 from edgeml.twin.device.nucleus.store import ComponentStore
+from edgeml.twin.device.nucleus.thinggroups import persisted_membership, still_counts
 
 LOG = logging.getLogger(__name__)
 SUPPORTED_CAPABILITIES = frozenset({"LARGE_CONFIGURATION"})
@@ -144,7 +145,16 @@ class DeploymentTask:
         resolver: Resolver,
         platform: Mapping[str, str],
         state: DeviceState,
+        list_groups: Callable[[], set[str] | None] | None = None,
+        download_document: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
+        """`list_groups`: the device's `thinggroup/<g>` names (ListThingGroupsForCoreDevice; None when it
+        is denied); without it the twin uses the persisted membership, as the nucleus does on a 403.
+        `download_document`: a LARGE_CONFIGURATION deployment's full document by its id
+        (GetDeploymentConfiguration)."""
+        self.list_groups = list_groups
+        self.download_document = download_document
+        self.member_of: set[str] = set()
         self.kernel = kernel
         self.store = store
         self.resolver = resolver
@@ -194,11 +204,20 @@ class DeploymentTask:
                     f"this deployment: {', '.join(missing)}",
                     ["NUCLEUS_MISSING_REQUIRED_CAPABILITIES"],
                 )
-            roots = {g: dict(c) for g, c in self.state.group_roots.items() if g != document.group}
+            # DefaultDeploymentTask.getNonTargetGroupToRootPackagesMap: groups the device left stop counting
+            listed = self.list_groups() if self.list_groups is not None else None
+            self.member_of = persisted_membership(set(self.state.group_roots)) if listed is None else listed
+            roots = {
+                g: dict(c)
+                for g, c in self.state.group_roots.items()
+                if still_counts(g, document.group, self.member_of)
+            }
             target_roots = {name: str(spec["version"]) for name, spec in document.components.items()}
             roots[document.group] = target_roots
             recipes = self.resolver.resolve(roots)
             times["resolve"] = time.monotonic() - started
+            if "LARGE_CONFIGURATION" in (document.raw.get("requiredCapabilities") or []):
+                self._download_large_configuration(document)
             mark = time.monotonic()
             manifests = {}
             for name, recipe in recipes.items():
@@ -220,6 +239,16 @@ class DeploymentTask:
         times["install_start"] = time.monotonic() - mark
         self.store.remove_unused({n: s.spec.version for n, s in self.kernel.services.items()})
         return outcome
+
+    def _download_large_configuration(self, document: Document) -> None:
+        """DefaultDeploymentTask: after resolution, the full document's component configuration replaces the
+        job document's (setDeploymentPackageConfigurationList)."""
+        if self.download_document is None:
+            raise DeploymentError(
+                "Device not configured to talk to cloud, cannot download deployment document", []
+            )
+        full = self.download_document(document.deployment_id)
+        document.raw["components"] = dict(full.get("components") or {})
 
     # -- checks and resolution ------------------------------------------------------------------
     def _check_runnable(self, recipe: Recipe) -> None:
@@ -365,6 +394,10 @@ class DeploymentTask:
                 raise DeploymentInterrupted(f"interrupted while waiting for {', '.join(sorted(names))}")
 
     def _save_roots(self, document: Document, roots: Mapping[str, Mapping[str, str]]) -> None:
+        # the groups left behind lose their saved roots with the deployment that dropped their components
+        # (DeploymentService keeps GroupToRootComponents to the GroupMembership the task persisted)
+        for group in [g for g in self.state.group_roots if g not in roots and g != document.group]:
+            self.state.group_roots.pop(group)
         self.state.group_roots[document.group] = dict(roots[document.group])
         self.state.group_config_arns[document.group] = document.configuration_arn
         if not roots[document.group]:

@@ -2,9 +2,10 @@
 
 It reaches the cloud only through the device-facing public APIs a nucleus uses, with plain boto3:
 iot-jobs-data (DescribeJobExecution $next, UpdateJobExecution; NUC deployment/IotJobsHelper.java),
-greengrassv2 ResolveComponentCandidates / GetComponentVersionArtifact, S3, and iot-data Publish for
-fleet status. The nucleus hears of new jobs over MQTT (`jobs/notify-next`); the twin has no MQTT broker,
-so it asks for `$next` every `poll_s` instead (the one stand-in; it never sees a job sooner than MQTT).
+greengrassv2 ResolveComponentCandidates / GetComponentVersionArtifact / ListThingGroupsForCoreDevice
+(NUC deployment/ThingGroupHelper.java), S3, and iot-data Publish for fleet status. The nucleus hears of
+new jobs over MQTT (`jobs/notify-next`); the twin has no MQTT broker, so it asks for `$next` every `poll_s`
+instead (the one stand-in; it never sees a job sooner than MQTT).
 Deployments run one at a time, on the device's deployment thread.
 """
 
@@ -23,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from edgeml.machine import nucleus_architecture
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
+from edgeml.twin.cloud.protocol.model import twin_botocore_session
 from edgeml.twin.device.nucleus import errors as codes
 from edgeml.twin.device.nucleus.builtins import (
     DEFAULT_NUCLEUS_VERSION,
@@ -42,10 +44,12 @@ from edgeml.twin.device.nucleus.deployment import (
 )
 from edgeml.twin.device.nucleus.fleetstatus import STATUS_CHANGE_STATES, FleetStatusPublisher, overall_status
 from edgeml.twin.device.nucleus.kernel import Kernel
+from edgeml.twin.device.nucleus.largeconfig import download_deployment_document
 from edgeml.twin.device.nucleus.paths import NucleusPaths
 from edgeml.twin.device.nucleus.resolver import Resolver
 from edgeml.twin.device.nucleus.service import Service, ServiceSpec
 from edgeml.twin.device.nucleus.store import ComponentStore
+from edgeml.twin.device.nucleus.thinggroups import list_thing_groups
 
 LOG = logging.getLogger(__name__)
 CLIENT_CONFIG = Config(retries={"total_max_attempts": 2}, connect_timeout=5, read_timeout=60)
@@ -79,6 +83,7 @@ class NucleusTwin:
         self.nucleus_version = nucleus_version
         self.poll_s = poll_s
         session = boto3.session.Session(
+            botocore_session=twin_botocore_session(),  # the greengrassv2-data operations a nucleus calls
             aws_access_key_id=TWIN_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=TWIN_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=TWIN_CREDENTIALS["AWS_SESSION_TOKEN"],
@@ -115,6 +120,8 @@ class NucleusTwin:
             Resolver(self.greengrass, self.platform, self.store.recipes),
             self.platform,
             self.state,
+            lambda: list_thing_groups(self.greengrass, thing_name),
+            lambda deployment_id: download_deployment_document(self.greengrass, thing_name, deployment_id),
         )
         self.fleet_status = FleetStatusPublisher(thing_name, self.iot_data, self._status_message)
         self.outcomes: list[tuple[str, Outcome]] = []  # (deployment id, outcome), oldest first
