@@ -26,7 +26,7 @@ import yaml
 
 from edgeml.twin.device.ipc import IpcServer
 from edgeml.twin.device.streammanager.server import StreamManagerServer
-from edgeml.twin.loopback import wait_for
+from edgeml.twin.loopback import WaitTimedOut, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = REPO / "components" / "com.edgeml.Runtime"
@@ -140,9 +140,15 @@ class App:
             )
 
     def wait_healthy(self, timeout_s: float = APP_START_TIMEOUT_S) -> None:
-        wait_for(
-            lambda: _healthy(self.port) or self.process.poll() is not None, "app healthy", timeout_s=timeout_s
-        )
+        try:
+            wait_for(
+                lambda: _healthy(self.port) or self.process.poll() is not None,
+                "app healthy",
+                timeout_s=timeout_s,
+            )
+        except WaitTimedOut as timed_out:
+            log = self.log.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{timed_out}; the app's log:\n{log}") from timed_out
         assert self.process.poll() is None, self.log.read_text(errors="replace")[-4000:]
 
     def stop(self) -> int | None:

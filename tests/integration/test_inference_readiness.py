@@ -90,6 +90,22 @@ def test_the_app_process_finds_stream_manager_through_its_configuration_over_ipc
         rig.stop()
 
 
+def test_iot_core_health_records_turned_on_live(short_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    with in_process(short_root, monkeypatch, IoTCoreHealthTopic="") as device:
+        device.app.publish_health()
+        topic = f"edgeml/{THING}/inference/health"
+        device.app.apply_configuration(
+            replace(device.app.config, iot_core_health_topic="edgeml/{iot:thingName}/inference/health")
+        )
+        device.app.publish_health()
+        records = wait_for(
+            lambda: [e for e in device.rig.ipc.mqtt_log if e.topic == topic], what="a health record"
+        )
+        assert len([e for e in records if b'"health"' in e.payload]) == 1
+
+
 @pytest.mark.slow
 def test_sigterm_stops_the_app_with_exit_0_and_no_sdk_error_in_its_log(short_root: Path) -> None:
     """The nucleus stops a component with SIGTERM at every deployment that restarts it; its log must not

@@ -88,10 +88,7 @@ class InferenceApp:
                 )
             )
             self.health_sinks.append(AsyncSink(IpcTopicSink(ipc, lambda: self.config.health_topic), 64))
-            # One IoT Core message per health record (never batched: a record is a window already).
-            self.health_sinks.append(
-                AsyncSink(IoTCoreSink(ipc, lambda: self.config.iot_core_health_route()), 64)
-            )
+            self._add_iot_core_health_sink(config)
             self.escalation_sink = AsyncSink(
                 IpcTopicSink(ipc, lambda: self.config.escalation_topic), queue_size
             )
@@ -239,9 +236,20 @@ class InferenceApp:
             return
         self.apply_configuration(new)
 
+    def _add_iot_core_health_sink(self, config: AppConfig) -> None:
+        """One IoT Core message per health record (never batched: a record is a window already); made only
+        once IoTCoreHealthTopic is set (the route is read live after that, "" stops it)."""
+        if self.ipc is None or not config.iot_core_health_topic:
+            return
+        if any(isinstance(sink.sink, IoTCoreSink) for sink in self.health_sinks):
+            return
+        ipc = self.ipc
+        self.health_sinks.append(AsyncSink(IoTCoreSink(ipc, lambda: self.config.iot_core_health_route()), 64))
+
     def apply_configuration(self, new: AppConfig) -> None:
         """Applies a validated configuration live; sources restart only if their keys changed."""
         old, self.config = self.config, new
+        self._add_iot_core_health_sink(new)
         if any(getattr(old, key) != getattr(new, key) for key in SOURCE_KEYS):
             for source in list(self.sources.values()):
                 source.stop()
