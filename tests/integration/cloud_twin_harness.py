@@ -45,6 +45,12 @@ def client(endpoint: CloudEndpoint, service: str, config: Config = NO_RETRIES) -
     )
 
 
+def client_error_code(error: Any) -> tuple[str, int]:
+    """The error code and HTTP status of a botocore ClientError (or pytest's ExceptionInfo of one)."""
+    response = getattr(error, "value", error).response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
 def signed(
     endpoint: CloudEndpoint, service: str, method: str, path: str, body: bytes = b"", **headers: str
 ) -> tuple[int, dict[str, str], bytes]:

@@ -13,16 +13,14 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from edgeml.twin.cloud.endpoint import CloudEndpoint
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
 from edgeml.twin.cloud.service import ManualClock
+from tests.integration.cloud_twin_harness import client, client_error_code
 
 REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
 
@@ -39,28 +37,12 @@ def endpoint(tmp_path: Path, clock: ManualClock) -> Iterator[CloudEndpoint]:
         yield twin
 
 
-def _client(endpoint: CloudEndpoint, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_session_token="testing",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
-
-
-def _code(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
-    return error.value.response["Error"]["Code"], error.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
 def test_publish_roll_out_fail_on_a_device_and_see_it_in_the_fleet(
     endpoint: CloudEndpoint, clock: ManualClock
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     s3, iot, gg, jobs, data = (
-        _client(endpoint, s) for s in ("s3", "iot", "greengrassv2", "iot-jobs-data", "iot-data")
+        client(endpoint, s) for s in ("s3", "iot", "greengrassv2", "iot-jobs-data", "iot-data")
     )
     bucket, key, body = f"cp-{suffix}", "app/1.0.0/app.zip", b"zip bytes"
     s3.create_bucket(Bucket=bucket)
@@ -76,10 +58,10 @@ def test_publish_roll_out_fail_on_a_device_and_see_it_in_the_fleet(
 
     with pytest.raises(ClientError) as duplicate:
         gg.create_component_version(inlineRecipe=json.dumps(recipe).encode())
-    assert _code(duplicate) == ("ConflictException", 409)
+    assert client_error_code(duplicate) == ("ConflictException", 409)
     with pytest.raises(ClientError) as bad:
         gg.create_component_version(inlineRecipe=json.dumps({**recipe, "ComponentVersion": "v1"}).encode())
-    assert _code(bad) == ("ValidationException", 400)
+    assert client_error_code(bad) == ("ValidationException", 400)
     assert bad.value.response["fields"][0]["name"] == "inlineRecipe"
 
     stored = json.loads(gg.get_component(arn=arn)["recipe"])
@@ -115,7 +97,7 @@ def test_publish_roll_out_fail_on_a_device_and_see_it_in_the_fleet(
         jobs.update_job_execution(
             jobId=created["iotJobId"], thingName=device, status="FAILED", expectedVersion=1
         )
-    assert _code(stale)[0] == "InvalidStateTransitionException"
+    assert client_error_code(stale)[0] == "InvalidStateTransitionException"
     jobs.update_job_execution(
         jobId=created["iotJobId"],
         thingName=device,
@@ -160,5 +142,5 @@ def test_publish_roll_out_fail_on_a_device_and_see_it_in_the_fleet(
 
     with pytest.raises(ClientError) as missing:
         gg.get_core_device(coreDeviceThingName=f"nobody-{suffix}")
-    assert _code(missing) == ("ResourceNotFoundException", 404)
+    assert client_error_code(missing) == ("ResourceNotFoundException", 404)
     assert missing.value.response["resourceType"] == "CoreDevice"

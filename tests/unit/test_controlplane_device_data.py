@@ -11,21 +11,18 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from edgeml.twin.cloud.controlplane.public_components import NUCLEUS_VERSIONS
 from edgeml.twin.cloud.endpoint import CloudEndpoint
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
-from edgeml.twin.cloud.protocol.model import twin_botocore_session
 from edgeml.twin.cloud.service import ManualClock
 from edgeml.twin.device.nucleus.errors import DeploymentError
 from edgeml.twin.device.nucleus.largeconfig import download_deployment_document
+from tests.integration.cloud_twin_harness import client, client_error_code
 
 REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
 
@@ -37,29 +34,13 @@ def endpoint(tmp_path: Path) -> Iterator[CloudEndpoint]:
         yield twin
 
 
-def _client(endpoint: CloudEndpoint, service: str) -> Any:
-    return boto3.session.Session(botocore_session=twin_botocore_session()).client(
-        service,
-        endpoint_url=endpoint.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_session_token="testing",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
-
-
-def _code(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
-    return error.value.response["Error"]["Code"], error.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
 def test_list_thing_groups_for_core_device_gives_each_group_with_its_ancestors_root_first(
     endpoint: CloudEndpoint,
 ) -> None:
     """NUC deployment/ThingGroupHelper.java reads thingGroups[].thingGroupName and
     rootToParentThingGroups[].thingGroupName, paging on nextToken."""
     suffix = uuid.uuid4().hex[:8]
-    iot, gg = _client(endpoint, "iot"), _client(endpoint, "greengrassv2")
+    iot, gg = client(endpoint, "iot"), client(endpoint, "greengrassv2")
     root, mid, leaf, other = (f"{part}-{suffix}" for part in ("root", "mid", "leaf", "other"))
     iot.create_thing_group(thingGroupName=root)
     iot.create_thing_group(thingGroupName=mid, parentGroupName=root)
@@ -89,10 +70,10 @@ def test_list_thing_groups_for_core_device_gives_each_group_with_its_ancestors_r
     assert [group["thingGroupName"] for group in after] == [leaf]
     with pytest.raises(ClientError) as unknown:
         gg.list_thing_groups_for_core_device(coreDeviceThingName=f"nobody-{suffix}")
-    assert _code(unknown) == ("ResourceNotFoundException", 404)
+    assert client_error_code(unknown) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as too_many:
         gg.list_thing_groups_for_core_device(coreDeviceThingName=thing, maxResults=101)
-    assert _code(too_many) == ("ValidationException", 400)
+    assert client_error_code(too_many) == ("ValidationException", 400)
 
 
 def test_get_deployment_configuration_hands_a_presigned_url_to_the_device_document_and_its_digest(
@@ -101,7 +82,7 @@ def test_get_deployment_configuration_hands_a_presigned_url_to_the_device_docume
     """NUC deployment/DeploymentDocumentDownloader.java: preSignedUrl, integrityCheck.algorithm/digest
     (Digest.calculate: Base64 of the SHA-256), the document in the job document's format."""
     suffix = uuid.uuid4().hex[:8]
-    iot, gg = _client(endpoint, "iot"), _client(endpoint, "greengrassv2")
+    iot, gg = client(endpoint, "iot"), client(endpoint, "greengrassv2")
     group_arn = iot.create_thing_group(thingGroupName=f"fleet-{suffix}")["thingGroupArn"]
     member, outsider = f"core-{suffix}", f"outsider-{suffix}"
     for thing in (member, outsider):
@@ -125,10 +106,10 @@ def test_get_deployment_configuration_hands_a_presigned_url_to_the_device_docume
 
     with pytest.raises(ClientError) as not_targeted:
         gg.get_deployment_configuration(deploymentId=created["deploymentId"], coreDeviceThingName=outsider)
-    assert _code(not_targeted) == ("ResourceNotFoundException", 404)
+    assert client_error_code(not_targeted) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as no_deployment:
         gg.get_deployment_configuration(deploymentId=f"missing-{suffix}", coreDeviceThingName=member)
-    assert _code(no_deployment) == ("ResourceNotFoundException", 404)
+    assert client_error_code(no_deployment) == ("ResourceNotFoundException", 404)
 
 
 def test_the_nucleus_twin_downloads_the_full_document_and_refuses_one_whose_digest_differs(
@@ -137,7 +118,7 @@ def test_the_nucleus_twin_downloads_the_full_document_and_refuses_one_whose_dige
     """NUC deployment/DeploymentDocumentDownloader.java checkIntegrity: the downloaded text must hash to the
     digest the service gave, else "Integrity check failed ..."."""
     suffix = uuid.uuid4().hex[:8]
-    iot, gg = _client(endpoint, "iot"), _client(endpoint, "greengrassv2")
+    iot, gg = client(endpoint, "iot"), client(endpoint, "greengrassv2")
     thing = f"core-{suffix}"
     thing_arn = iot.create_thing(thingName=thing)["thingArn"]
     created = gg.create_deployment(
