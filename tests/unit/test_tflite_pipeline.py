@@ -1,5 +1,6 @@
-"""A user's .tflite model through `edgeml model compile` / `package` and answering in the app, and the
-packaging's ONNX Runtime-or-LiteRT pick from the latencies compile timed on this machine.
+"""A user's .tflite model through `edgeml model compile` / `package` and answering in the app, the
+packaging's ONNX Runtime-or-LiteRT pick from the latencies compile timed on this machine, and held-out
+accuracy of litert-fp32 variants measured in LiteRT.
 
 No model is downloaded: the .tflite files are written from the repository's digits ONNX model by
 edgeml.model.zoo.tflite_export.
@@ -24,6 +25,7 @@ from inference_kit import DIGITS, bare_predictions, holdout, png
 
 from edgeml.model.compile.latency import this_architecture
 from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
+from edgeml.model.evaluate_litert import LitertAgreement, SamplesDoNotFit, fit_to_input
 from edgeml.model.package import PackageRequest, package
 from edgeml.model.runtime_pick import pick_runtime
 from edgeml.model.targets import AARCH64, AMD64
@@ -118,6 +120,66 @@ def test_onnx_and_litert_variants_the_faster_one_on_this_machine_is_packaged(tmp
     assert read_variants(tmp_path / "variants").source.framework == "onnx"
 
 
+def test_litert_variants_are_scored_in_litert_like_the_onnx_ones_on_the_digits_holdout(
+    digits_tflite: Path, tmp_path: Path
+) -> None:
+    agreements: list[LitertAgreement] = []
+    request = LocalRequest(
+        DIGITS / "model.onnx", ("cpu-fp32", "litert-fp32"), tmp_path / "v", (1, 1, 8, 8), "digits"
+    )
+    compiled = compile_local_variants(request, None, agreements.append)
+    variants = {item.target: item for item in compiled.variants}
+    onnx, litert = variants["cpu-fp32"], variants["litert-fp32"]
+    assert onnx.accuracy_top1 is not None and litert.accuracy_top1 is not None
+    assert litert.samples == onnx.samples == len(holdout()[1])
+    one_sample = 1.0 / onnx.samples
+    assert abs(litert.accuracy_top1 - onnx.accuracy_top1) <= one_sample + 1e-12
+    (agreement,) = agreements  # written from ONNX: compared with its source in ONNX Runtime
+    assert agreement.target == "litert-fp32" and agreement.samples == onnx.samples
+    assert agreement.agreement >= 1.0 - one_sample
+    assert (agreement.litert_accuracy, agreement.onnx_accuracy) == (litert.accuracy_top1, onnx.accuracy_top1)
+    # the figure reaches the package's metadata (the model card the device and registry read)
+    zips = _package(tmp_path / "v", tmp_path / "out", {"linux-amd64": "litert-fp32"})
+    assert _metadata(zips["linux-amd64"])["accuracy"]["top1"] == litert.accuracy_top1
+
+    # a .tflite source scored on the NCHW digits set: its NHWC input gets the samples transposed
+    tflite_request = LocalRequest(digits_tflite, ("litert-fp32",), tmp_path / "t", dataset="digits")
+    (as_it_is,) = compile_local_variants(tflite_request, None, agreements.append).variants
+    assert as_it_is.accuracy_top1 is not None and as_it_is.samples == onnx.samples
+    assert abs(as_it_is.accuracy_top1 - onnx.accuracy_top1) <= one_sample + 1e-12
+    assert len(agreements) == 1  # nothing to compare a .tflite source with
+
+
+def test_a_user_tflite_with_labelled_tensors_gets_its_accuracy_on_the_held_out_split(
+    digits_tflite: Path, tmp_path: Path
+) -> None:
+    x, _ = holdout()
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # the user's tensors, in the model's layout
+    answers = bare_predictions(x)
+    scores = {}
+    for name, labels in {"right": answers, "wrong": (answers + 1) % 10}.items():
+        np.savez(tmp_path / f"{name}.npz", x=nhwc, y=labels)
+        request = LocalRequest(
+            digits_tflite, ("litert-fp32",), tmp_path / name, calibration=tmp_path / f"{name}.npz"
+        )
+        (variant,) = compile_local_variants(request).variants
+        assert variant.samples == round(len(x) * 0.2)  # the default held-out fraction, not the whole set
+        assert variant.accuracy_top1 is not None
+        scores[name] = variant.accuracy_top1
+    one_sample = 1.0 / round(len(x) * 0.2)
+    assert scores["right"] >= 1.0 - one_sample and scores["wrong"] <= one_sample
+
+
+def test_held_out_samples_fit_the_tflite_input_as_they_are_or_transposed_else_a_clear_error() -> None:
+    nchw = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    assert fit_to_input(nchw, (1, 3, 4, 5), "float32").shape == (2, 3, 4, 5)
+    moved = fit_to_input(nchw, (1, 4, 5, 3), "float32")
+    assert moved.shape == (2, 4, 5, 3) and moved[1, 2, 3, 0] == nchw[1, 0, 2, 3]
+    assert fit_to_input(nchw * 10, (1, 4, 5, 3), "uint8").dtype == np.uint8
+    with pytest.raises(SamplesDoNotFit, match=r"shape \[3, 4, 5\]; the .tflite input needs \[8, 8, 1\]"):
+        fit_to_input(nchw, (1, 8, 8, 1), "float32")
+
+
 def _variant(target: str, framework: str, latency: float | None, on: str | None) -> Variant:
     return Variant(target, framework, f"{target}.x", "none", None, 0, latency_ms=latency, measured_on=on)
 
@@ -125,7 +187,8 @@ def _variant(target: str, framework: str, latency: float | None, on: str | None)
 def test_the_pick_is_the_lower_latency_only_where_it_was_measured() -> None:
     onnx, litert = _variant("cpu-opt", "onnx", 0.5, "amd64"), _variant("litert-fp32", "tflite", 0.3, "amd64")
     assert pick_runtime(AMD64, onnx, litert)[0] is litert
-    assert pick_runtime(AMD64, _variant("cpu-opt", "onnx", 0.2, "amd64"), litert)[0].target == "cpu-opt"
+    faster_onnx = _variant("cpu-opt", "onnx", 0.2, "amd64")
+    assert pick_runtime(AMD64, faster_onnx, litert)[0] is faster_onnx
     assert pick_runtime(AARCH64, onnx, litert)[0] is onnx  # measured on amd64 only
     assert pick_runtime(AMD64, onnx, _variant("litert-fp32", "tflite", None, None))[0] is onnx
     assert pick_runtime(AMD64, None, litert) == (litert, None)

@@ -17,6 +17,7 @@ from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
 from edgeml.model.compile.neo import NeoRequest, compile_neo
 from edgeml.model.compile.neo import check_request as check_neo_request
 from edgeml.model.compile.neo_poll import Backoff
+from edgeml.model.evaluate_litert import LitertAgreement
 from edgeml.model.package import PackagedComponent, PackageRequest, check_request, package
 from edgeml.model.recipe import NEXT_PATCH
 from edgeml.model.registry import APPROVAL_STATUSES, register
@@ -71,6 +72,10 @@ def _print_int8_report(report: Int8Report) -> None:
         console.print(f"[bold red]warning: cpu-int8 kept although over the limit: {report.summary()}[/]")
     else:
         console.print(report.summary(), soft_wrap=True)
+
+
+def _print_litert_agreement(agreement: LitertAgreement) -> None:
+    console.print(agreement.summary(), soft_wrap=True)
 
 
 @app.command("compile")
@@ -145,7 +150,7 @@ def compile_command(
             max_int8_loss,
             int8_loss,
         )
-        _print_variants(compile_local_variants(request, _print_int8_report), out)
+        _print_variants(compile_local_variants(request, _print_int8_report, _print_litert_agreement), out)
         return
     if not target:
         raise BadOption("--neo needs at least one --target (see `edgeml model targets`)")

@@ -1,4 +1,5 @@
-"""Runs an ONNX model over a labelled set with ONNX Runtime (CPU) and measures its top-1 accuracy."""
+"""Runs an ONNX model over a labelled set with ONNX Runtime (CPU) and measures its top-1 accuracy (a .tflite:
+evaluate_litert.py)."""
 
 from __future__ import annotations
 
@@ -48,11 +49,20 @@ def predict_logits(session: ort.InferenceSession, x: np.ndarray, batch: int = 64
     return np.concatenate(outputs)
 
 
+def onnx_top1(model_path: Path, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Highest-scoring class of every row of `x`, running `model_path` in ONNX Runtime on CPU."""
+    predictions: np.ndarray = predict_logits(cpu_session(model_path), x, batch).argmax(axis=1)
+    return predictions
+
+
+def share_equal(predictions: np.ndarray, expected: np.ndarray) -> float:
+    """Share of rows where `predictions` equals `expected` (top-1 accuracy against labels, or agreement)."""
+    return float(np.mean(predictions == expected))
+
+
 def top1_accuracy(model_path: Path, data: LabelledSet, batch: int = 64) -> float:
     """Share of `data` whose highest-scoring class is the label, running `model_path` on CPU."""
-    session = cpu_session(model_path)
-    predictions = predict_logits(session, data.x, batch).argmax(axis=1)
-    return float(np.mean(predictions == data.y))
+    return share_equal(onnx_top1(model_path, data.x, batch), data.y)
 
 
 CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)

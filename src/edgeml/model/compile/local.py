@@ -4,7 +4,8 @@ Targets: cpu-fp32 (the source as is), cpu-opt (offline graph optimisation), cpu-
 weights, float32 io) and cpu-int8 (static QDQ quantisation calibrated on given samples). The source and
 every variant must load in ONNX Runtime and run one sample. litert-fp32 is a .tflite source as it is, or
 an ONNX source written as .tflite (compile/litert_variant.py); a .tflite source has no other target. Every
-variant is timed on this machine (compile/latency.py) for `package` to pick a runtime with. Every variant
+variant is timed on this machine (compile/latency.py) for `package` to pick a runtime with. Held-out accuracy
+is measured in the runtime the variant runs in: ONNX Runtime, or LiteRT (evaluate_litert.py). Every variant
 is written to a staging folder beside `out_dir` and moved in only when all targets succeeded.
 """
 
@@ -24,6 +25,7 @@ from edgeml.model.compile.runcheck import check_runs
 from edgeml.model.compile.transforms import convert_fp16, optimise_graph, quantise_int8
 from edgeml.model.datasets import LabelledSet
 from edgeml.model.evaluate import top1_accuracy
+from edgeml.model.evaluate_litert import LitertAgreement, score_litert_variant
 from edgeml.model.signature import ModelSignature, model_framework, read_signature
 from edgeml.model.staging import staged_output
 from edgeml.model.targets import LITERT_TARGET_NAMES, UnknownTarget, get_target
@@ -131,6 +133,7 @@ def compile_local(
     holdout: LabelledSet | None = None,
     input_shape: tuple[int, ...] | None = None,
     int8_check: Callable[[Path, Path], None] | None = None,
+    on_litert_agreement: Callable[[LitertAgreement], None] | None = None,
 ) -> list[LocalVariant]:
     """Writes `out_dir/<target>.onnx` per target; returns the variants, with accuracy on `holdout` if given.
 
@@ -138,6 +141,8 @@ def compile_local(
     UnknownTarget, MissingCalibration or CalibrationShapeMismatch before anything is written; on any
     failure `out_dir` is left exactly as it was. `int8_check(source, staged int8 file)` may refuse the
     cpu-int8 variant by raising (calibration.check_int8_loss), with the same all-or-nothing effect.
+    A litert-fp32 variant is scored in LiteRT; written from ONNX, `on_litert_agreement` gets its top-1
+    agreement with the source in ONNX Runtime on `holdout`.
     """
     wanted = _check_targets(targets, source)
     signature = read_signature(source, input_shape)
@@ -165,7 +170,12 @@ def compile_local(
             if target in LITERT_TARGET_NAMES:
                 shape = make_litert_variant(source, staged, signature)
                 timed[target] = Timed(staged, "tflite", shape, signature.input.dtype)
-                produced.append((target, None))  # held-out accuracy is measured with ONNX Runtime only
+                litert_accuracy: float | None = None
+                if holdout is not None:
+                    litert_accuracy, agreement = score_litert_variant(target, staged, source, holdout)
+                    if agreement is not None and on_litert_agreement is not None:
+                        on_litert_agreement(agreement)
+                produced.append((target, litert_accuracy))
                 continue
             makers[target](source, staged)
             # the variant must keep the source's signature, and run

@@ -24,6 +24,7 @@ from edgeml.model.compile.latency import this_architecture
 from edgeml.model.compile.local import compile_local
 from edgeml.model.compile.output import card_for, finish_stage, source_model
 from edgeml.model.datasets import LabelledSet, digits_split
+from edgeml.model.evaluate_litert import LitertAgreement
 from edgeml.model.signature import model_framework, read_signature
 from edgeml.model.staging import check_output_dir, staged_output
 from edgeml.model.targets import get_target
@@ -70,12 +71,16 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def compile_local_variants(
-    request: LocalRequest, on_int8_report: Callable[[Int8Report], None] | None = None
+    request: LocalRequest,
+    on_int8_report: Callable[[Int8Report], None] | None = None,
+    on_litert_agreement: Callable[[LitertAgreement], None] | None = None,
 ) -> VariantSet:
     """Compiles every local target (all or nothing) and writes variants.json into `out_dir`.
 
     With `request.calibration`, cpu-int8 is calibrated on the user's data and checked against the FP32
-    source on its held-out split; `on_int8_report` gets the comparison of an accepted variant."""
+    source on its held-out split; `on_int8_report` gets the comparison of an accepted variant. With a
+    labelled held-out set, `on_litert_agreement` gets a litert-fp32 variant written from ONNX against its
+    source."""
     for name in request.targets:
         get_target(name, "local")
     check_output_dir(request.out_dir)
@@ -117,6 +122,7 @@ def compile_local_variants(
             holdout=holdout,
             input_shape=request.input_shape,
             int8_check=int8_check,
+            on_litert_agreement=on_litert_agreement,
         )
         variants = [
             Variant(
