@@ -27,13 +27,25 @@ def wheelhouse(python: str = "3.12") -> Path:
 
 
 def publish_edgeml_stack(
-    endpoint_url: str, work: Path, bucket: str, model_version: str = "1.0.0", repo: Path = REPO
+    endpoint_url: str,
+    work: Path,
+    bucket: str,
+    model_version: str = "1.0.0",
+    repo: Path = REPO,
+    model_source: Path | None = None,
 ) -> dict[str, str]:
-    """Builds and publishes Runtime, Model and Inference; returns component -> published version."""
+    """Builds and publishes Runtime, Model and Inference; returns component -> published version.
+
+    `model_source`: a digits model other than the repository's ONNX file, e.g. the same model as .tflite
+    (compiled as it is, -t litert-fp32), packaged as the same com.edgeml.model.Digits component."""
     from edgeml.components.build import build_project, find_projects
     from edgeml.components.publish import Clients, publish_project
     from edgeml.model.compile.local_run import LocalRequest, compile_local_variants
     from edgeml.model.package import PackageRequest, package
+    from edgeml.model.signature import model_framework
+
+    source = model_source or repo / "models" / "digits" / "model.onnx"
+    tflite = model_framework(source) == "tflite"
 
     for folder in ("components", "recipes"):
         shutil.copytree(
@@ -44,11 +56,8 @@ def publish_edgeml_stack(
             ignore=shutil.ignore_patterns("greengrass-build", "__pycache__", "zip-build"),
         )
     variants = work / "variants"
-    compile_local_variants(
-        LocalRequest(
-            repo / "models" / "digits" / "model.onnx", ("cpu-fp32",), variants, (1, 1, 8, 8), "digits"
-        )
-    )
+    targets, shape = (("litert-fp32",), None) if tflite else (("cpu-fp32",), (1, 1, 8, 8))
+    compile_local_variants(LocalRequest(source, targets, variants, shape, "digits"))
     package(PackageRequest(variants, "Digits", model_version, bucket, work / "package"))
     env = {
         **TWIN_CREDENTIALS,
