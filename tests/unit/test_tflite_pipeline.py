@@ -170,6 +170,28 @@ def test_a_user_tflite_with_labelled_tensors_gets_its_accuracy_on_the_held_out_s
     assert scores["right"] >= 1.0 - one_sample and scores["wrong"] <= one_sample
 
 
+def test_an_onnx_model_written_as_tflite_is_compared_with_its_source_on_unlabelled_held_out_tensors(
+    tmp_path: Path,
+) -> None:
+    x, _ = holdout()
+    np.save(tmp_path / "tensors.npy", x)  # the user's own inputs, no labels
+    agreements: list[LitertAgreement] = []
+    request = LocalRequest(
+        DIGITS / "model.onnx",
+        ("litert-fp32",),
+        tmp_path / "v",
+        (1, 1, 8, 8),
+        calibration=tmp_path / "tensors.npy",
+    )
+    (variant,) = compile_local_variants(request, None, agreements.append).variants
+    assert (variant.accuracy_top1, variant.samples) == (None, 0)  # no labels: no accuracy
+    (agreement,) = agreements
+    held_out = round(len(x) * 0.2)
+    assert agreement.samples == held_out and agreement.agreement >= 1.0 - 1.0 / held_out
+    assert (agreement.litert_accuracy, agreement.onnx_accuracy) == (None, None)
+    assert "top-1 agreement" in agreement.summary() and "accuracy" not in agreement.summary()
+
+
 def test_held_out_samples_fit_the_tflite_input_as_they_are_or_transposed_else_a_clear_error() -> None:
     nchw = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     assert fit_to_input(nchw, (1, 3, 4, 5), "float32").shape == (2, 3, 4, 5)
@@ -224,3 +246,24 @@ def test_cli_compiles_a_tflite_by_default_as_it_is_and_refuses_onnx_targets_and_
     compiled = _edgeml("model", "compile", digits_tflite, "--out", tmp_path / "v")  # no -t: litert-fp32
     assert compiled.returncode == 0, compiled.stderr
     assert [item.target for item in read_variants(tmp_path / "v").variants] == ["litert-fp32"]
+
+
+@pytest.mark.slow
+def test_cli_compile_prints_litert_accuracy_beside_onnx_and_its_agreement_with_the_source(
+    tmp_path: Path,
+) -> None:
+    compiled = _edgeml(
+        "model", "compile", DIGITS / "model.onnx", "--input-shape", "1,1,8,8", "--dataset", "digits",
+        "-t", "cpu-fp32", "-t", "litert-fp32", "--out", tmp_path / "v",
+    )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stderr
+    recorded = {item.target: item.accuracy_top1 for item in read_variants(tmp_path / "v").variants}
+    rows = {
+        cells[0]: cells[3]
+        for line in compiled.stdout.splitlines()
+        if len(cells := [cell.strip() for cell in line.strip("│ ").split("│")]) == 5
+    }
+    assert rows["litert-fp32"] == f"{recorded['litert-fp32']:.4f}" and rows["cpu-fp32"] != "-"
+    samples = len(holdout()[1])
+    assert "litert-fp32 (LiteRT) vs the ONNX source (ONNX Runtime, FP32): top-1 agreement" in compiled.stderr
+    assert f"on {samples} held-out samples; accuracy LiteRT" in compiled.stderr

@@ -16,7 +16,6 @@ import numpy as np
 
 from edgeml.errors import EdgemlError
 from edgeml.model.compile.litert_variant import nhwc_shape, run_tflite
-from edgeml.model.datasets import LabelledSet
 from edgeml.model.evaluate import batches, onnx_top1, share_equal
 from edgeml.model.signature import model_framework, tflite_interpreter
 
@@ -66,32 +65,35 @@ class LitertAgreement:
     target: str
     samples: int
     agreement: float  # share of samples with the same top-1 class
-    litert_accuracy: float
-    onnx_accuracy: float
+    litert_accuracy: float | None  # with labels only
+    onnx_accuracy: float | None
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.target} (LiteRT) vs the ONNX source (ONNX Runtime, FP32): top-1 agreement"
-            f" {self.agreement:.2%} on {self.samples} held-out samples; accuracy LiteRT"
-            f" {self.litert_accuracy:.2%}, ONNX Runtime {self.onnx_accuracy:.2%}"
+            f" {self.agreement:.2%} on {self.samples} held-out samples"
         )
+        if self.litert_accuracy is not None and self.onnx_accuracy is not None:
+            text += f"; accuracy LiteRT {self.litert_accuracy:.2%}, ONNX Runtime {self.onnx_accuracy:.2%}"
+        return text
 
 
 def score_litert_variant(
-    target: str, variant: Path, source: Path, holdout: LabelledSet
-) -> tuple[float, LitertAgreement | None]:
-    """The variant's held-out top-1 accuracy in LiteRT and, for an ONNX source, its agreement with that
-    source run in ONNX Runtime on the same samples (None for a .tflite source: nothing to compare with)."""
-    predicted = litert_top1(variant, holdout.x)
-    accuracy = share_equal(predicted, holdout.y)
+    target: str, variant: Path, source: Path, x: np.ndarray, y: np.ndarray | None
+) -> tuple[float | None, LitertAgreement | None]:
+    """The variant's top-1 accuracy in LiteRT on held-out samples `x` (None without labels `y`) and, for an
+    ONNX source, its agreement with that source run in ONNX Runtime on them (None for a .tflite source:
+    nothing to compare with)."""
+    predicted = litert_top1(variant, x)
+    accuracy = None if y is None else share_equal(predicted, y)
     if model_framework(source) != "onnx":
         return accuracy, None
-    reference = onnx_top1(source, holdout.x)
+    reference = onnx_top1(source, x)
     agreement = LitertAgreement(
         target=target,
-        samples=len(holdout),
+        samples=int(x.shape[0]),
         agreement=share_equal(predicted, reference),
         litert_accuracy=accuracy,
-        onnx_accuracy=share_equal(reference, holdout.y),
+        onnx_accuracy=None if y is None else share_equal(reference, y),
     )
     return accuracy, agreement

@@ -134,6 +134,7 @@ def compile_local(
     input_shape: tuple[int, ...] | None = None,
     int8_check: Callable[[Path, Path], None] | None = None,
     on_litert_agreement: Callable[[LitertAgreement], None] | None = None,
+    unlabelled_holdout: np.ndarray | None = None,
 ) -> list[LocalVariant]:
     """Writes `out_dir/<target>.onnx` per target; returns the variants, with accuracy on `holdout` if given.
 
@@ -142,7 +143,7 @@ def compile_local(
     failure `out_dir` is left exactly as it was. `int8_check(source, staged int8 file)` may refuse the
     cpu-int8 variant by raising (calibration.check_int8_loss), with the same all-or-nothing effect.
     A litert-fp32 variant is scored in LiteRT; written from ONNX, `on_litert_agreement` gets its top-1
-    agreement with the source in ONNX Runtime on `holdout`.
+    agreement with the source in ONNX Runtime on `holdout` (or on `unlabelled_holdout`: inputs alone).
     """
     wanted = _check_targets(targets, source)
     signature = read_signature(source, input_shape)
@@ -171,8 +172,10 @@ def compile_local(
                 shape = make_litert_variant(source, staged, signature)
                 timed[target] = Timed(staged, "tflite", shape, signature.input.dtype)
                 litert_accuracy: float | None = None
-                if holdout is not None:
-                    litert_accuracy, agreement = score_litert_variant(target, staged, source, holdout)
+                inputs = holdout.x if holdout is not None else unlabelled_holdout
+                if inputs is not None:
+                    labels = holdout.y if holdout is not None else None
+                    litert_accuracy, agreement = score_litert_variant(target, staged, source, inputs, labels)
                     if agreement is not None and on_litert_agreement is not None:
                         on_litert_agreement(agreement)
                 produced.append((target, litert_accuracy))

@@ -79,14 +79,15 @@ def compile_local_variants(
 
     With `request.calibration`, cpu-int8 is calibrated on the user's data and checked against the FP32
     source on its held-out split; `on_int8_report` gets the comparison of an accepted variant. With a
-    labelled held-out set, `on_litert_agreement` gets a litert-fp32 variant written from ONNX against its
-    source."""
+    held-out set (labelled or not), `on_litert_agreement` gets a litert-fp32 variant written from ONNX
+    against its source."""
     for name in request.targets:
         get_target(name, "local")
     check_output_dir(request.out_dir)
     signature = read_signature(request.source, request.input_shape)
     card = card_for(request.source, request.card)
     calibration, holdout = _datasets(request.dataset)
+    unlabelled: np.ndarray | None = None  # held-out inputs without labels: agreement only
     int8_check: Callable[[Path, Path], None] | None = None
     if request.calibration is not None:
         if request.dataset != "none":
@@ -106,6 +107,8 @@ def compile_local_variants(
             holdout = LabelledSet(
                 data.holdout, data.holdout_labels, f"calibration holdout: {data.description}"
             )
+        else:
+            unlabelled = data.holdout
 
         def int8_check(fp32: Path, int8: Path) -> None:
             report = int8_report(fp32, int8, data, request.max_int8_loss)
@@ -123,6 +126,7 @@ def compile_local_variants(
             input_shape=request.input_shape,
             int8_check=int8_check,
             on_litert_agreement=on_litert_agreement,
+            unlabelled_holdout=unlabelled,
         )
         variants = [
             Variant(
