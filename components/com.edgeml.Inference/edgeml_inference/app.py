@@ -10,10 +10,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from edgeml_inference.answer import Answer
 from edgeml_inference.capture import LowConfidenceCapture
 from edgeml_inference.capture_cleanup import ExportedCaptureCleaner, status_stream_of
 from edgeml_inference.config import AppConfig
@@ -105,7 +106,7 @@ class InferenceApp:
             self.models,
             lambda: self.config,
             self.health,
-            [self.escalator, self._maybe_capture],
+            [self.escalator, self._capture_batch],
             [self._publish_results],
         )
         self.batcher = Batcher(self.pipeline, self._limits)
@@ -171,7 +172,7 @@ class InferenceApp:
         while not self._stop.wait(0.2):
             pass
 
-    def submit(self, payload: Payload, source: str = "direct") -> Future[InferenceResult]:
+    def submit(self, payload: Payload, source: str = "direct") -> Answer:
         return self.batcher.submit(payload, source)
 
     # configuration
@@ -374,6 +375,11 @@ class InferenceApp:
                 self.ipc.publish_to_topic(self.config.results_topic, result.to_json_bytes())
             except Exception as error:
                 _log.warning("cannot publish the refusal of %s: %s", result.request_id, error)
+
+    def _capture_batch(self, results: Sequence[InferenceResult], payloads: Sequence[Payload]) -> None:
+        if self.capture.active():
+            for result, payload in zip(results, payloads, strict=True):
+                self._maybe_capture(result, payload)
 
     def _maybe_capture(self, result: InferenceResult, payload: Payload) -> None:
         if not self.capture.wants(result):

@@ -66,13 +66,17 @@ class LowConfidenceCapture:
         self.over_budget = 0
         self.exported_removed = 0
 
+    def active(self) -> bool:
+        """Capture is on (a bucket and a sample rate): a batch is looked at result by result only then."""
+        config = self.config()
+        return bool(config.capture_bucket) and config.capture_sample_rate > 0
+
     def wants(self, result: InferenceResult) -> bool:
         """Under the threshold, capture on, and the sample drawn."""
         config = self.config()
         confidence = result.confidence
         return (
-            bool(config.capture_bucket)
-            and config.capture_sample_rate > 0
+            self.active()
             and confidence is not None
             and confidence < config.confidence_threshold
             and self.rng.random() < config.capture_sample_rate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from edgeml_inference.config import AppConfig
 from edgeml_inference.model import LoadedModel
@@ -15,7 +15,8 @@ _log = logging.getLogger(__name__)
 
 
 class Escalator:
-    """A result hook: a second model answers in-line (result.escalation), or the result is forwarded."""
+    """A batch hook: results under the threshold get a second model's answer in-line (result.escalation),
+    or are forwarded; with escalation off, a batch costs one look at the configuration."""
 
     def __init__(
         self,
@@ -29,14 +30,17 @@ class Escalator:
         self.escalated = 0
         self.lock = threading.Lock()  # held while the second model runs; replacing it takes the lock
 
-    def __call__(self, result: InferenceResult, payload: Payload) -> None:
+    def __call__(self, results: Sequence[InferenceResult], payloads: Sequence[Payload]) -> None:
         config = self.config()
+        if config.escalation_threshold <= 0:
+            return
+        for result, payload in zip(results, payloads, strict=True):
+            self.escalate(result, payload, config)
+
+    def escalate(self, result: InferenceResult, payload: Payload, config: AppConfig) -> None:
+        """One result: escalated when its confidence is under EscalationThreshold."""
         confidence = result.confidence
-        if (
-            config.escalation_threshold <= 0
-            or confidence is None
-            or confidence >= config.escalation_threshold
-        ):
+        if confidence is None or confidence >= config.escalation_threshold:
             return
         self.escalated += 1
         with self.lock:

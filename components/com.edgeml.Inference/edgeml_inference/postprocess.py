@@ -43,8 +43,10 @@ class Postprocessor:
         """One entry per sample: a Prediction, or the BadOutput explaining why that sample has none."""
         scores = np.asarray(outputs, dtype=np.float32).reshape(outputs.shape[0], -1)
         count, classes = scores.shape
-        finite = np.asarray(np.isfinite(scores).all(axis=1))
-        if not finite.all():
+        finite_rows: list[bool] | None = None  # None: every row is finite (one check for the batch)
+        if not np.isfinite(scores).all():
+            finite = np.asarray(np.isfinite(scores).all(axis=1))
+            finite_rows = [bool(ok) for ok in finite]
             scores = np.where(finite[:, None], scores, np.float32(0.0))
         probabilities = softmax(scores) if self.apply_softmax else scores
         k = max(1, min(top_k, classes))
@@ -60,23 +62,21 @@ class Postprocessor:
         else:  # a few classes: a full stable sort is cheaper than a partition, and breaks ties by index
             order = (-probabilities).argsort(axis=1, kind="stable")[:, :k]
         top_scores = probabilities[rows, order].tolist()
-        finite_rows = finite.tolist()
-        labels = self.labels
-        known = len(labels)
+        names = self._names(classes)
         results: list[Prediction | BadOutput] = []
         for row, indices in enumerate(order.tolist()):
-            if not finite_rows[row]:
+            if finite_rows is not None and not finite_rows[row]:
                 results.append(BadOutput("nan_output", "the model output holds NaN or infinity"))
                 continue
-            top = tuple(
-                [
-                    (labels[index] if index < known else str(index), index, score)
-                    for index, score in zip(indices, top_scores[row], strict=True)
-                ]
-            )
+            pairs = zip(indices, top_scores[row], strict=True)
+            top = tuple([(names[index], index, score) for index, score in pairs])
             label, index, confidence = top[0]
             results.append(Prediction(label, index, confidence, top, confidence >= threshold))
         return results
 
-    def _label(self, index: int) -> str:
-        return self.labels[index] if index < len(self.labels) else str(index)
+    def _names(self, classes: int) -> tuple[str, ...]:
+        """A label per class index: the model's labels, then the index itself past them."""
+        labels = self.labels
+        if classes <= len(labels):
+            return labels
+        return (*labels, *map(str, range(len(labels), classes)))

@@ -102,11 +102,14 @@ class Preprocessor:
         needs the check before it)."""
         return self.dtype.kind == "f"
 
+    def as_is(self, array: np.ndarray) -> bool:
+        """Whether `array` is the model's input as it is: a contiguous sample of its exact shape and dtype
+        (the common in-process case; only its finiteness is left to check)."""
+        return array.shape == self._exact_shape and array.dtype == self.dtype and array.flags.c_contiguous
+
     def tensor(self, array: np.ndarray, check_finite: bool = True) -> np.ndarray:
         """Checks a decoded tensor against the model's input (with or without a batch axis of 1)."""
-        if (  # the common in-process case, a contiguous sample of the model's exact shape and dtype
-            array.shape == self._exact_shape and array.dtype == self.dtype and array.flags.c_contiguous
-        ):
+        if self.as_is(array):
             if check_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise BadInput("non_finite_input", "the tensor holds NaN or infinity")
             return array

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import Future
 
-from edgeml_inference.results import InferenceResult
+from edgeml_inference.answer import Answer
 
-Submit = Callable[[bytes, str], "Future[InferenceResult]"]
-SubmitGroup = Callable[[list[tuple[bytes, str]]], "list[Future[InferenceResult]]"]
+Submit = Callable[[bytes, str], "Answer"]
+SubmitGroup = Callable[[list[tuple[bytes, str]]], "list[Answer]"]
 
 
 class Source(ABC):

@@ -13,10 +13,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 
-from edgeml_inference.results import InferenceResult
+from edgeml_inference.answer import Answer
 from edgeml_inference.retention import prune
 from edgeml_inference.sources.base import Source, Submit, SubmitGroup
 
@@ -115,7 +114,7 @@ class DirectorySource(Source):
             futures = self.submit_group(items)
         else:
             futures = [self.submit(payload, source) for payload, source in items]
-        pending: list[tuple[Path, Future[InferenceResult]]] = list(zip(paths, futures, strict=True))
+        pending: list[tuple[Path, Answer]] = list(zip(paths, futures, strict=True))
         for path, future in pending:
             try:
                 result = future.result(RESULT_TIMEOUT_S)

@@ -7,8 +7,8 @@ it and send it again, instead of it vanishing."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
 
+from edgeml_inference.answer import Answer
 from edgeml_inference.ipc import IpcClient
 from edgeml_inference.results import InferenceResult
 from edgeml_inference.sources.base import Source, Submit
@@ -40,7 +40,7 @@ class TopicSource(Source):
         self.received += 1
         self.submit(payload, f"topic:{self.topic}").add_done_callback(self._check_refused)
 
-    def _check_refused(self, future: Future[InferenceResult]) -> None:
+    def _check_refused(self, future: Answer) -> None:
         result = future.result()
         if result.reason == "shutting_down":
             self.on_refused(result)
