@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from edgeml_inference.config import AppConfig
@@ -423,5 +424,42 @@ def test_a_client_that_reads_slowly_gets_every_answer_in_order(batcher: Batcher)
                 numbers.append(json.loads(body)["n"])
             sender.join(10)
             assert numbers == list(range(count))
+    finally:
+        source.stop()
+
+
+def test_after_a_slow_run_on_the_loop_thread_waiting_requests_are_queued_for_the_batcher(
+    batcher: Batcher,
+) -> None:
+    """A model slower than INLINE_MAX_S does not run on the loop thread while other connections wait."""
+    from edgeml_inference.sources.http import INLINE_MAX_S
+
+    paths: list[str] = []
+
+    def slow_submit(payload: bytes, source: str) -> Any:  # stands in for a heavy model run inline
+        paths.append("submit")
+        time.sleep(INLINE_MAX_S * 2)
+        return batcher.submit(payload, source)
+
+    def group(items: list[tuple[bytes, str]]) -> Any:
+        paths.append("group")
+        return batcher.submit_group(items)
+
+    source = HttpSource(0, slow_submit, lambda: 4096, submit_group=group)
+    source.start()
+    x, _ = holdout()
+    try:
+        clients = [RawClient(source.port) for _ in range(3)]
+        for round_ in range(2):
+            for index, client in enumerate(clients):
+                client.send(infer_request(tensor_json(x[round_ * 3 + index])))
+            for index, client in enumerate(clients):
+                status, _, body = client.response()
+                sample = round_ * 3 + index
+                assert status == 200
+                assert json.loads(body)["class_index"] == int(bare_predictions(x[sample : sample + 1])[0])
+        assert "group" in paths and len(paths) == 6
+        for client in clients:
+            client.sock.close()
     finally:
         source.stop()

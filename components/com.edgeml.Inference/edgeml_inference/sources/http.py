@@ -15,18 +15,20 @@ the headers, ~40 ms per request on a kept-alive connection.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from edgeml_inference.results import InferenceResult
-from edgeml_inference.sources.base import Source, Submit
+from edgeml_inference.sources.base import Source, Submit, SubmitGroup
 from edgeml_inference.sources.http_server import EpollServer, Pending, Reply
 from edgeml_inference.sources.http_wire import RequestHead, response
 
 RESULT_TIMEOUT_S = 60.0
 MAX_CONNECTIONS = 32
 IDLE_TIMEOUT_S = 30.0
+INLINE_MAX_S = 0.002  # a request running longer on the loop thread holds up the other connections
 RETRYABLE_REASONS = frozenset({"shutting_down", "overloaded"})  # answered 503 + Retry-After: try again
 RETRY_AFTER = (("Retry-After", "1"),)
 REASONS = {  # the `reason` of each refusal the endpoint itself answers
@@ -63,10 +65,13 @@ class HttpSource(Source):
         health: Callable[[], dict[str, Any]] = dict,
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        submit_group: SubmitGroup | None = None,
     ) -> None:
         self.requested_port = port
         self.port = port
         self.submit_payload = submit
+        self.submit_group = submit_group  # queues without running on the caller's thread
+        self._inline_s = 0.0  # how long the last request run on the loop thread took
         self.max_body = max_body
         self.health = health
         self.max_connections = max_connections
@@ -124,8 +129,18 @@ class HttpSource(Source):
             return self._reply(head, HTTPStatus.OK, json.dumps(self.health()).encode("utf-8"))
         return refusal(HTTPStatus.NOT_FOUND, f"no {head.path[:80]}; POST /v1/infer or GET /v1/health")
 
-    def submit(self, head: RequestHead, body: bytes) -> Pending:
-        return self.submit_payload(body, "http")
+    def submit(self, head: RequestHead, body: bytes, alone: bool) -> Pending:
+        """Through `submit` (which may run the request on this thread when the batcher is idle) unless
+        others wait and the last request run here took over INLINE_MAX_S: then queued, so that the loop
+        reads and decodes the next requests while the batcher runs the model. A small model runs here (a
+        thread switch costs more than its run)."""
+        if self.submit_group is not None and not alone and self._inline_s > INLINE_MAX_S:
+            return self.submit_group([(body, "http")])[0]
+        start = time.perf_counter()
+        answer = self.submit_payload(body, "http")
+        if answer.done():  # it ran here (or was refused at once)
+            self._inline_s = time.perf_counter() - start
+        return answer
 
     def answer(self, head: RequestHead, result: InferenceResult) -> Reply:
         if not result.ok and result.reason in RETRYABLE_REASONS:  # e.g. stopping for a model update

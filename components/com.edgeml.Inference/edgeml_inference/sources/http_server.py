@@ -69,8 +69,10 @@ class Endpoint(Protocol):
     def plan(self, head: RequestHead) -> Reply | int:
         """An answer now (no body read), or the number of body bytes to read before `submit`."""
 
-    def submit(self, head: RequestHead, body: bytes) -> Pending:
-        """Starts the request; the future resolves with its result."""
+    def submit(self, head: RequestHead, body: bytes, alone: bool) -> Pending:
+        """Starts the request; the future resolves with its result. `alone`: nothing else is ready or in
+        flight, so the request may run on the calling thread (else it is queued for the batcher, and the
+        loop goes on reading while the model runs)."""
 
     def answer(self, head: RequestHead, result: InferenceResult) -> Reply:
         """The response to a resolved request."""
@@ -156,7 +158,9 @@ class EpollServer:
         listen_fd, wake_fd = self._listener.fileno(), self._wake_end.fileno()
         try:
             while not self._stopping:
-                for fd, events in self._poll.poll(sweep_s):
+                ready = self._poll.poll(sweep_s)
+                alone = len(ready) == 1 and not self._waiting
+                for fd, events in ready:
                     if fd == listen_fd:
                         self._accept()
                     elif fd == wake_fd:
@@ -168,7 +172,7 @@ class EpollServer:
                         if events & select.EPOLLOUT:
                             self._flush(connection)
                         else:
-                            self._readable(connection)
+                            self._readable(connection, alone)
                 now = time.monotonic()
                 if now >= next_sweep:
                     self._sweep(now)
@@ -222,7 +226,7 @@ class EpollServer:
 
     # whichever thread holds the connection
 
-    def _readable(self, connection: _Connection) -> None:
+    def _readable(self, connection: _Connection, alone: bool) -> None:
         size = max(RECV_BYTES, min(connection.wanted - len(connection.buffer), MAX_RECV_BYTES))
         try:
             data = connection.sock.recv(size)
@@ -238,16 +242,16 @@ class EpollServer:
             return
         connection.buffer += data
         connection.since = time.monotonic()
-        self._go_on(connection)
+        self._go_on(connection, alone)
 
-    def _go_on(self, connection: _Connection) -> None:
+    def _go_on(self, connection: _Connection, alone: bool = False) -> None:
         try:
-            self._advance(connection)
+            self._advance(connection, alone)
         except Exception:  # a bug in answering one request: that connection goes, the server stays
             _log.exception("http: answering a request failed")
             self._close(connection)
 
-    def _advance(self, connection: _Connection) -> None:
+    def _advance(self, connection: _Connection, alone: bool) -> None:
         """Answers what the buffer holds, in order, until a request is in flight or more must be read."""
         endpoint, buffer = self.endpoint, connection.buffer
         while True:
@@ -295,7 +299,7 @@ class EpollServer:
                 self._send(connection, self._overloaded())
                 return
             connection.in_flight = True  # before submit: its callback may run (and re-arm) at once
-            future = endpoint.submit(head, body)
+            future = endpoint.submit(head, body, alone)
             if not future.done():
                 self._waiting[future] = (connection, head, time.monotonic())
                 future.add_done_callback(self._resolved)
