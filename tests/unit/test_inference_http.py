@@ -463,3 +463,31 @@ def test_after_a_slow_run_on_the_loop_thread_waiting_requests_are_queued_for_the
             client.sock.close()
     finally:
         source.stop()
+
+
+def test_stop_answers_a_request_in_flight_before_closing(tmp_path_factory: pytest.TempPathFactory) -> None:
+    model = load_model(write_model_dir(tmp_path_factory.mktemp("digits-slow-batch")))
+    config = AppConfig(max_payload_bytes=4096)
+    pipeline = Pipeline(
+        ModelHolder(model), lambda: config, HealthMonitor(model.metadata.baseline, model.metadata.labels)
+    )
+    waiting = Batcher(pipeline, lambda: (8, 0.3)).start()  # a lone request waits 0.3 s for its batch
+    source = HttpSource(0, lambda p, s: waiting.submit(p, s), lambda: 4096)
+    source.start()
+    x, _ = holdout()
+    try:
+        with RawClient(source.port) as client, RawClient(source.port) as idle:
+            idle.send(HEALTH)
+            assert idle.response()[0] == 200
+            client.send(infer_request(tensor_json(x[0])))
+            server, deadline = source._server, time.monotonic() + 10
+            assert server is not None
+            while not server._waiting and time.monotonic() < deadline:  # the request reaches the batcher
+                time.sleep(0.005)
+            source.stop()  # returns once the answer is out
+            status, _, body = client.response()
+            assert status == 200 and json.loads(body)["class_index"] == int(bare_predictions(x[0:1])[0])
+            assert client.closed_by_server() and idle.closed_by_server()
+    finally:
+        source.stop()
+        waiting.stop()

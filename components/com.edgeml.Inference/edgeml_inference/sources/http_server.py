@@ -16,7 +16,8 @@ request waits in the connection's buffer until the one before it is answered (an
 At most `max_connections` connections are served; one arriving past them is answered 429 (after its head
 and a body of up to REJECT_DRAIN_BYTES are read, so closing does not reset the connection under the
 answer) and closed; past REJECT_BACKLOG of those it is closed unanswered. A served connection idle for
-`idle_timeout_s` between requests (or stalled inside one) is closed, which frees its place.
+`idle_timeout_s` between requests (or stalled inside one) is closed, which frees its place. `close()`
+closes idle connections at once and gives requests in flight up to DRAIN_S to be answered.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ REJECT_BACKLOG = 64  # connections waiting for their 429; beyond, they are close
 REJECT_DRAIN_BYTES = 1 << 20  # a refused request's body up to this is read (closing on unread data is a RST)
 REJECT_TIMEOUT_S = 1.0
 SWEEP_S = 0.25  # how often timeouts are looked at (at most)
+DRAIN_S = 1.0  # at stop, how long requests in flight may take to be answered
 _READ = select.EPOLLIN | select.EPOLLONESHOT
 _WRITE = select.EPOLLOUT | select.EPOLLONESHOT
 
@@ -216,11 +218,19 @@ class EpollServer:
                     self._close(connection)
 
     def _shut_down(self) -> None:
+        """No new connections; idle ones closed at once; a request in flight gets its answer (its
+        callback closes the connection after it) for up to DRAIN_S, then everything is closed."""
         with contextlib.suppress(OSError):
             self._listener.close()
         for connection in [*self._served.values(), *self._refusing.values()]:
-            self._close(connection)
+            if not connection.in_flight:
+                self._close(connection)
+        deadline = time.monotonic() + DRAIN_S
+        while self._waiting and time.monotonic() < deadline:
+            time.sleep(0.005)
         self._waiting.clear()
+        for connection in [*self._served.values(), *self._refusing.values()]:
+            self._close(connection)
         self._poll.close()
         self._waker.close()
         self._wake_end.close()
