@@ -18,12 +18,14 @@ import json
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgeml_inference.results import InferenceResult
 from edgeml_inference.sources.base import Source, Submit, SubmitGroup
 from edgeml_inference.sources.http_server import EpollServer, Pending, Reply
 from edgeml_inference.sources.http_wire import RequestHead, response
+
+if TYPE_CHECKING:  # only for types: the HTTP modules load without numpy
+    from edgeml_inference.results import InferenceResult
 
 RESULT_TIMEOUT_S = 60.0
 MAX_CONNECTIONS = 32

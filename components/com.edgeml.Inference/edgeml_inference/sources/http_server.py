@@ -30,9 +30,8 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from edgeml_inference.results import InferenceResult
 from edgeml_inference.sources.http_wire import (
     CONTINUE,
     MAX_HEAD_BYTES,
@@ -42,6 +41,9 @@ from edgeml_inference.sources.http_wire import (
     head_end,
     parse_head,
 )
+
+if TYPE_CHECKING:  # only for types: the HTTP modules load without numpy
+    from edgeml_inference.results import InferenceResult
 
 _log = logging.getLogger(__name__)
 Reply = tuple[bytes, bool]  # the response bytes, whether the connection stays open after them
