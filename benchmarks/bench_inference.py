@@ -19,8 +19,9 @@ on) and the time spent on the inference thread handing the result over; cold sta
 bare process holding the same session.
 Also: HTTP on kept-alive connections against the same app in-process (issue 14): 1 and 8 concurrent clients,
 each sending the same JSON-tensor bytes; in-process clients are threads calling `app.submit(body)`, HTTP
-clients are threads of a separate client process on their own kept-alive `http.client` connections (a local
-app calling the endpoint). Rounds interleave in-process and HTTP; the figure is the median request latency.
+clients are threads of a separate client process on their own kept-alive raw sockets, each sending a
+pre-built request and reading the answer by its Content-Length (a local app calling the endpoint). Rounds
+interleave in-process and HTTP; the figure is the median request latency.
 The app's fixed cost per result is 1/app - 1/bare rate (median over rounds): what it adds to each result
 beyond the runtime, sinks included (their threads share the GIL and the cores).
 The same sink share and cold start with the real sinks against the IPC and Stream Manager twins, and the
