@@ -1,4 +1,7 @@
-"""The HTTP source on kept-alive connections: no Nagle/delayed-ACK stall, a bounded pool, 429 past it."""
+"""The HTTP source: kept-alive connections without a Nagle/delayed-ACK stall, at most max_connections with
+429 past them, idle and stop closing; on raw sockets, pipelined requests, HTTP/1.0, Connection: close,
+Expect: 100-continue, malformed heads and header limits (one line, then close), answers written by the
+batcher thread, a slow reader, 503 for a stopping app or a result that never comes."""
 
 from __future__ import annotations
 
