@@ -308,7 +308,11 @@ class InferenceApp:
             )
         if config.http_port:
             self.sources["http"] = HttpSource(
-                config.http_port, self.submit, lambda: self.config.max_payload_bytes, self.health_report
+                config.http_port,
+                self.submit,
+                lambda: self.config.max_payload_bytes,
+                self.health_report,
+                submit_group=self.batcher.submit_group,  # a heavy model's run queued, not run on the loop
             )
         for source in self.sources.values():
             source.start()
