@@ -271,12 +271,13 @@ def test_capture_turned_on_live_exports_to_s3(
         assert exported[0].endswith(f"{result.request_id}.png")
 
 
-def test_stream_keys_and_queue_size_apply_live(device: InProcess) -> None:
+def test_stream_keys_queue_size_and_full_wait_apply_live(device: InProcess) -> None:
     configuration = {
         **device.rig.configuration,
         "ResultStream": "EdgemlResultsV2",
         "ResultKinesisStream": "edgeml-results-v2",
         "SinkQueueSize": 77,
+        "SinkFullWaitMs": 250,
     }
     assert device.rig.ipc.push_configuration_update(COMPONENT, configuration).accepted
     wait_for(  # applied: the configuration is in and the stream sinks were replaced
@@ -290,6 +291,7 @@ def test_stream_keys_and_queue_size_apply_live(device: InProcess) -> None:
     [kinesis] = description.definition.export_definition.kinesis
     assert kinesis.kinesis_stream_name == "edgeml-results-v2"
     assert {sink.max_queue for sink in device.app.result_sinks} == {77}
+    assert {sink.full_wait_s for sink in device.app.result_sinks} == {0.25}  # the new stream sink's too
 
 
 def test_intra_op_threads_reopens_the_model_live(device: InProcess) -> None:

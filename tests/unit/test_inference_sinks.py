@@ -49,6 +49,40 @@ def test_a_stuck_sink_never_blocks_the_caller_and_counts_drops() -> None:
     assert blocked.received[-1] == b"49"  # the newest results survive, the oldest were dropped
 
 
+class SlowSink(Sink):
+    """A destination slower than the producer: each send takes a little while."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def send(self, payload: bytes) -> None:
+        threading.Event().wait(0.001)
+        self.received.append(payload)
+
+
+def test_with_sink_full_wait_a_slow_destination_slows_the_producer_and_loses_nothing() -> None:
+    slow = SlowSink()
+    sink = AsyncSink(slow, max_queue=4, full_wait_s=10.0)
+    accepted = [sink.offer(f"{index}".encode()) for index in range(60)]
+    sink.close()
+    assert all(accepted) and sink.dropped == 0
+    assert slow.received == [f"{index}".encode() for index in range(60)]  # every result, in order
+    assert sink.stats()["waited_ms"] > 0  # the producer did wait for room
+
+
+def test_sink_full_wait_is_bounded_by_a_stuck_destination() -> None:
+    blocked = BlockedSink()
+    sink = AsyncSink(blocked, max_queue=2, full_wait_s=0.05)
+    accepted = [sink.offer(f"{index}".encode()) for index in range(6)]
+    assert accepted.count(False) >= 2 and sink.dropped == accepted.count(False)  # waited, then dropped
+    assert sink.waited_s >= 0.05
+    blocked.release.set()
+    sink.close()
+    assert blocked.received[-1] == b"5"
+
+
 def test_a_failing_sink_counts_failures_and_keeps_going() -> None:
     class Failing(Sink):
         calls = 0

@@ -74,9 +74,12 @@ class InferenceApp:
         self.capture_sink: AsyncSink | None = None
         self.escalation_sink: AsyncSink | None = None
         queue_size = config.sink_queue_size
+        full_wait_s = config.sink_full_wait_ms / 1000.0
         if ipc is not None:
             self.result_sinks.append(
-                AsyncSink(IpcTopicSink(ipc, lambda: self.config.results_topic), queue_size)
+                AsyncSink(
+                    IpcTopicSink(ipc, lambda: self.config.results_topic), queue_size, full_wait_s=full_wait_s
+                )
             )
             self.result_sinks.append(
                 AsyncSink(
@@ -86,6 +89,7 @@ class InferenceApp:
                         lambda: (self.config.iot_core_batch_size, self.config.iot_core_batch_ms / 1000.0),
                     ),
                     queue_size,
+                    full_wait_s=full_wait_s,
                 )
             )
             self.health_sinks.append(AsyncSink(IpcTopicSink(ipc, lambda: self.config.health_topic), 64))
@@ -182,7 +186,11 @@ class InferenceApp:
         if self.streams is None:
             return
         if config.result_stream:
-            sink = AsyncSink(StreamSink(self.streams, config.result_stream), config.sink_queue_size)
+            sink = AsyncSink(
+                StreamSink(self.streams, config.result_stream),
+                config.sink_queue_size,
+                full_wait_s=config.sink_full_wait_ms / 1000.0,
+            )
             self.result_sinks = [*self.result_sinks, sink]
         if config.health_stream:
             health = AsyncSink(StreamSink(self.streams, config.health_stream), 64)
@@ -261,6 +269,8 @@ class InferenceApp:
         if old.sink_queue_size != new.sink_queue_size:
             for sink in [*self.result_sinks, *([self.escalation_sink] if self.escalation_sink else [])]:
                 sink.resize(new.sink_queue_size)
+        for result_sink in self.result_sinks:  # SinkFullWaitMs, live
+            result_sink.full_wait_s = new.sink_full_wait_ms / 1000.0
         if self._model_options(old) != self._model_options(new):
             self.swapper.check("configuration")
         if old.escalation_model_directory != new.escalation_model_directory or (

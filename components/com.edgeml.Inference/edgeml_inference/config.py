@@ -48,6 +48,7 @@ class AppConfig:
     stream_max_bytes: int = 64 * 1024 * 1024
     stream_manager_wait_s: float = 30.0  # a configured stream unreachable this long: ERRORED, exit 4
     sink_queue_size: int = 1024
+    sink_full_wait_ms: int = 0  # a full result sink: wait this long for room, then drop the oldest
     top_k: int = 3
     confidence_threshold: float = 0.5
     capture_stream: str = "EdgemlCapturedInputs"
@@ -218,6 +219,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "StreamMaxBytes": ("stream_max_bytes", _int(1024, 64 * GIB)),
     "StreamManagerWaitS": ("stream_manager_wait_s", _float(0.0, 3600.0)),
     "SinkQueueSize": ("sink_queue_size", _int(1, 1_000_000)),
+    "SinkFullWaitMs": ("sink_full_wait_ms", _int(0, 60_000)),
     "TopK": ("top_k", _int(1, 1000)),
     "ConfidenceThreshold": ("confidence_threshold", _float(0.0, 1.0)),
     "CaptureStream": ("capture_stream", _str),

@@ -56,9 +56,21 @@ class AsyncSink:
     switch. `max_queue`, `wake_at` and the counters are in messages sent (a batch of 32 results counts 32).
     A worker whose last drain found nothing sleeps until the next offer wakes it (an idle sink, such as the
     health or escalation sink most of the time, costs no timer wake-ups).
+
+    `full_wait_s` (SinkFullWaitMs) > 0: an offer that finds the buffer full waits up to that long for the
+    worker to make room before the oldest are dropped, so a destination slower than the model slows the
+    inference down to its pace instead of losing results (back-pressure, bounded: a stuck destination
+    costs each offer at most `full_wait_s`).
     """
 
-    def __init__(self, sink: Sink, max_queue: int = 1024, flush_s: float = 0.02, wake_at: int = 256) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        max_queue: int = 1024,
+        flush_s: float = 0.02,
+        wake_at: int = 256,
+        full_wait_s: float = 0.0,
+    ) -> None:
         self.sink = sink
         self.name = sink.name
         self.max_queue = max_queue
@@ -73,6 +85,10 @@ class AsyncSink:
         self._idle.set()
         self._closing = False
         self._sleeping = False  # the worker waits for an offer, not for the flush timer
+        self.full_wait_s = full_wait_s
+        self._room = threading.Condition()  # notified by the worker as it takes, while an offer waits
+        self._waiting = False
+        self.waited_s = 0.0  # time offers spent waiting for room (back-pressure), in seconds
         self.sent = 0
         self.dropped = 0
         self.failed = 0
@@ -83,6 +99,8 @@ class AsyncSink:
         """Queues `message`; when the buffer is full the oldest waiting messages are dropped (False)."""
         pending = self._pending
         weight = 1 if isinstance(message, bytes) else len(message)
+        if self.full_wait_s > 0 and self._queued + weight > self.max_queue >= weight:
+            self._wait_for_room(weight)
         kept = True
         with self._count_lock:
             pending.append(message)
@@ -100,6 +118,23 @@ class AsyncSink:
             self._wake.set()
         return kept
 
+    def _wait_for_room(self, weight: int) -> None:
+        """Blocks until `weight` more messages fit, the sink closes, or `full_wait_s` passed."""
+        start = time.monotonic()
+        deadline = start + self.full_wait_s
+        self._wake.set()  # drain now, not at the next flush tick
+        with self._room:
+            self._waiting = True
+            try:
+                while self._queued + weight > self.max_queue and not self._closing:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._room.wait(remaining)
+            finally:
+                self._waiting = False
+        self.waited_s += time.monotonic() - start
+
     def resize(self, max_queue: int) -> None:
         """A new buffer size (SinkQueueSize applied live); if smaller, the next offer drops the oldest."""
         self.max_queue = max_queue
@@ -111,7 +146,10 @@ class AsyncSink:
                 return None
             message = self._pending.popleft()
             self._queued -= 1 if isinstance(message, bytes) else len(message)
-            return message
+        if self._waiting:  # read after the count fell: an offer that checked before it is waiting by now
+            with self._room:
+                self._room.notify_all()
+        return message
 
     def _work(self) -> None:
         while True:
@@ -155,6 +193,8 @@ class AsyncSink:
     def close(self, timeout: float = 5.0) -> None:
         self.flush(timeout)
         self._closing = True
+        with self._room:
+            self._room.notify_all()
         self._wake.set()
         self._thread.join(timeout)
         self.sink.close()
@@ -165,4 +205,5 @@ class AsyncSink:
             "dropped": self.dropped,
             "failed": self.failed,
             "queued": self._queued,
+            "waited_ms": int(self.waited_s * 1000),
         }
