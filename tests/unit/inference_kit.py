@@ -15,7 +15,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+from edgeml_inference.config import AppConfig
+from edgeml_inference.health import HealthMonitor
 from edgeml_inference.metadata import METADATA_SCHEMA, sha256_file
+from edgeml_inference.model import LoadedModel, ModelHolder
+from edgeml_inference.pipeline import Pipeline
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
@@ -105,6 +109,14 @@ def png(sample: np.ndarray, size: int = 8) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def pipeline_of(model: LoadedModel, config: AppConfig | None = None) -> Pipeline:
+    """A pipeline answering with `model` under `config` (AppConfig() by default), with its health monitor."""
+    settings = config or AppConfig()
+    return Pipeline(
+        ModelHolder(model), lambda: settings, HealthMonitor(model.metadata.baseline, model.metadata.labels)
+    )
 
 
 def tensor_json(sample: np.ndarray) -> bytes:

@@ -9,23 +9,15 @@ import numpy as np
 import pytest
 from edgeml_inference.answer import Answer
 from edgeml_inference.config import AppConfig
-from edgeml_inference.health import HealthMonitor
-from edgeml_inference.model import LoadedModel, ModelHolder, load_model
-from edgeml_inference.pipeline import Batcher, Pipeline
+from edgeml_inference.model import LoadedModel, load_model
+from edgeml_inference.pipeline import Batcher
 from edgeml_inference.results import error_result
-from inference_kit import bare_predictions, holdout, write_model_dir
+from inference_kit import bare_predictions, holdout, pipeline_of, write_model_dir
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     return load_model(write_model_dir(tmp_path_factory.mktemp("digits")))
-
-
-def make_pipeline(model: LoadedModel, config: AppConfig | None = None) -> Pipeline:
-    settings = config or AppConfig()
-    return Pipeline(
-        ModelHolder(model), lambda: settings, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
 
 
 def test_waiting_past_the_timeout_raises_the_builtin_timeout_error() -> None:
@@ -68,7 +60,7 @@ def test_callbacks_run_once_added_before_or_after_the_answer(caplog: pytest.LogC
 
 def test_a_full_queue_refuses_with_overloaded_and_counts_it(digits: LoadedModel) -> None:
     x, _ = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     batcher = Batcher(pipeline, lambda: (8, 0.01), max_queue=2)  # worker not started: nothing drains
     answers = [batcher.submit(x[index], "test") for index in range(3)]
     refused = answers[2].result(1)
@@ -81,7 +73,7 @@ def test_a_full_queue_refuses_with_overloaded_and_counts_it(digits: LoadedModel)
 
 def test_a_batch_that_does_not_fill_runs_when_its_wait_is_over(digits: LoadedModel) -> None:
     x, _ = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     batcher = Batcher(pipeline, lambda: (32, 0.05)).start()
     try:
         answers = [batcher.submit(x[index], "test") for index in range(5)]
@@ -95,7 +87,7 @@ def test_a_batch_that_does_not_fill_runs_when_its_wait_is_over(digits: LoadedMod
 def test_a_batch_fills_from_a_submitter_that_is_slower_than_the_worker(digits: LoadedModel) -> None:
     # the worker sleeps until enough requests wait, so a trickle still ends up in one batch, in order
     x, _ = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     batcher = Batcher(pipeline, lambda: (16, 5.0)).start()
     answers = []
     try:
@@ -112,19 +104,19 @@ def test_a_batch_fills_from_a_submitter_that_is_slower_than_the_worker(digits: L
 def test_an_array_of_the_models_exact_shape_is_still_held_to_max_payload_bytes(digits: LoadedModel) -> None:
     x, _ = holdout()
     sample = np.ascontiguousarray(x[0], dtype=np.float32)
-    pipeline = make_pipeline(digits, AppConfig(max_payload_bytes=sample.nbytes - 1))
+    pipeline = pipeline_of(digits, AppConfig(max_payload_bytes=sample.nbytes - 1))
     refused, *_ = pipeline.process_payloads([sample, sample])
     assert refused.reason == "payload_too_large"
     nan = sample.copy()
     nan.flat[3] = np.nan
-    allowed = make_pipeline(digits)
+    allowed = pipeline_of(digits)
     results = allowed.process_payloads([sample, nan, sample])
     assert [result.reason for result in results] == ["", "non_finite_input", ""]
 
 
 def test_a_stopped_batcher_answers_a_late_group_at_once(digits: LoadedModel) -> None:
     # a stopped batcher answers late submits at once, through the same Answer
-    batcher = Batcher(make_pipeline(digits), lambda: (4, 0.0)).start()
+    batcher = Batcher(pipeline_of(digits), lambda: (4, 0.0)).start()
     batcher.stop()
     late = batcher.submit_group([(b"x", "late"), (b"y", "late")])
     assert [answer.result(1).reason for answer in late] == ["shutting_down", "shutting_down"]

@@ -18,16 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeml_inference.backends.base import Backend
-from edgeml_inference.config import AppConfig
 from edgeml_inference.exceptions import BadInput, BadOutput
-from edgeml_inference.health import HealthMonitor
 from edgeml_inference.metadata import ModelMetadata
-from edgeml_inference.model import LoadedModel, ModelHolder, load_model
-from edgeml_inference.pipeline import Pipeline, run_batched, run_samples
+from edgeml_inference.model import LoadedModel, load_model
+from edgeml_inference.pipeline import run_batched, run_samples
 from edgeml_inference.postprocess import Postprocessor, Prediction
 from edgeml_inference.preprocess import Preprocessor
 from edgeml_inference.sinks.base import AsyncSink, Sink
-from inference_kit import bare_predictions, holdout, write_model_dir
+from inference_kit import bare_predictions, holdout, pipeline_of, write_model_dir
 
 
 def reference_postprocess(
@@ -198,9 +196,7 @@ def test_a_batch_on_a_fixed_batch_model_answers_like_the_bare_session(digits: Lo
     x, _ = holdout()
     backend = FixedBatch(digits.backend, 1)
     model = LoadedModel(digits.directory, digits.metadata, backend, digits.preprocess, digits.postprocess)
-    pipeline = Pipeline(
-        ModelHolder(model), lambda: AppConfig(), HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
+    pipeline = pipeline_of(model)
     bad = x[2].copy()
     bad[0, 3, 3] = np.nan
     payloads = [x[0], x[1], bad, x[3]]

@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from edgeml_inference.config import AppConfig
-from edgeml_inference.health import HealthMonitor
-from edgeml_inference.model import ModelHolder, load_model
-from edgeml_inference.pipeline import Batcher, Pipeline
+from edgeml_inference.model import load_model
+from edgeml_inference.pipeline import Batcher
 from edgeml_inference.sources.http import HttpSource
-from inference_kit import bare_predictions, holdout, tensor_json, write_model_dir
+from inference_kit import bare_predictions, holdout, pipeline_of, tensor_json, write_model_dir
 
 # Not a benchmark: a generous bound. With headers and body written separately and Nagle on, each kept-alive
 # request waits for the client's delayed ACK (~40 ms on Linux); the digits model answers in well under 1 ms.
@@ -29,9 +29,7 @@ STALL_BOUND_S = 0.020
 def batcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batcher]:
     model = load_model(write_model_dir(tmp_path_factory.mktemp("digits")))
     config = AppConfig(max_payload_bytes=4096)
-    pipeline = Pipeline(
-        ModelHolder(model), lambda: config, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
+    pipeline = pipeline_of(model, config)
     started = Batcher(pipeline, lambda: (1, 0.0)).start()
     yield started
     started.stop()
@@ -190,29 +188,32 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(endpoint: Ht
         assert client.response()[0] == 200
 
 
+def assert_rounds_answered(clients: list[RawClient], x: np.ndarray, rounds: int) -> None:
+    """Each round every client sends one sample, then each reads its own answer: the model's class."""
+    for round_ in range(rounds):
+        for index, client in enumerate(clients):
+            client.send(infer_request(tensor_json(x[round_ * len(clients) + index])))
+        for index, client in enumerate(clients):
+            status, _, body = client.response()
+            assert status == 200
+            sample = round_ * len(clients) + index
+            assert json.loads(body)["class_index"] == int(bare_predictions(x[sample : sample + 1])[0])
+
+
 def test_results_resolved_on_the_batcher_thread_are_answered(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Microbatch mode: the result arrives on the batcher thread, which writes the answer itself."""
     model = load_model(write_model_dir(tmp_path_factory.mktemp("digits-micro")))
     config = AppConfig(max_payload_bytes=4096)
-    pipeline = Pipeline(
-        ModelHolder(model), lambda: config, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
+    pipeline = pipeline_of(model, config)
     micro = Batcher(pipeline, lambda: (8, 0.005)).start()
     source = HttpSource(0, lambda p, s: micro.submit(p, s), lambda: 4096)
     source.start()
     x, _ = holdout()
     try:
         clients = [RawClient(source.port) for _ in range(3)]
-        for round_ in range(3):
-            for index, client in enumerate(clients):
-                client.send(infer_request(tensor_json(x[round_ * 3 + index])))
-            for index, client in enumerate(clients):
-                status, _, body = client.response()
-                assert status == 200
-                sample = round_ * 3 + index
-                assert json.loads(body)["class_index"] == int(bare_predictions(x[sample : sample + 1])[0])
+        assert_rounds_answered(clients, x, 3)
         assert micro.inline == 0  # every answer came through the callback path
         for client in clients:
             client.sock.close()
@@ -224,9 +225,7 @@ def test_results_resolved_on_the_batcher_thread_are_answered(
 def test_results_of_a_stopping_app_are_503_with_retry_after(tmp_path_factory: pytest.TempPathFactory) -> None:
     model = load_model(write_model_dir(tmp_path_factory.mktemp("digits-stopped")))
     config = AppConfig(max_payload_bytes=4096)
-    pipeline = Pipeline(
-        ModelHolder(model), lambda: config, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
+    pipeline = pipeline_of(model, config)
     stopped = Batcher(pipeline, lambda: (1, 0.0)).start()
     stopped.stop()
     source = HttpSource(0, lambda p, s: stopped.submit(p, s), lambda: 4096)
@@ -252,9 +251,7 @@ def test_a_result_that_never_comes_is_answered_503_timeout(
     monkeypatch.setattr(http_source, "RESULT_TIMEOUT_S", 0.3)
     model = load_model(write_model_dir(tmp_path_factory.mktemp("digits-stuck")))
     config = AppConfig(max_payload_bytes=4096)
-    pipeline = Pipeline(
-        ModelHolder(model), lambda: config, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
+    pipeline = pipeline_of(model, config)
     never_started = Batcher(pipeline, lambda: (8, 0.0))  # queues, never answers
     source = HttpSource(0, lambda p, s: never_started.submit(p, s), lambda: 4096)
     source.start()
@@ -453,14 +450,7 @@ def test_after_a_slow_run_on_the_loop_thread_waiting_requests_are_queued_for_the
     x, _ = holdout()
     try:
         clients = [RawClient(source.port) for _ in range(3)]
-        for round_ in range(2):
-            for index, client in enumerate(clients):
-                client.send(infer_request(tensor_json(x[round_ * 3 + index])))
-            for index, client in enumerate(clients):
-                status, _, body = client.response()
-                sample = round_ * 3 + index
-                assert status == 200
-                assert json.loads(body)["class_index"] == int(bare_predictions(x[sample : sample + 1])[0])
+        assert_rounds_answered(clients, x, 2)
         assert "group" in paths and len(paths) == 6
         for client in clients:
             client.sock.close()
@@ -471,9 +461,7 @@ def test_after_a_slow_run_on_the_loop_thread_waiting_requests_are_queued_for_the
 def test_stop_answers_a_request_in_flight_before_closing(tmp_path_factory: pytest.TempPathFactory) -> None:
     model = load_model(write_model_dir(tmp_path_factory.mktemp("digits-slow-batch")))
     config = AppConfig(max_payload_bytes=4096)
-    pipeline = Pipeline(
-        ModelHolder(model), lambda: config, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
+    pipeline = pipeline_of(model, config)
     waiting = Batcher(pipeline, lambda: (8, 0.3)).start()  # a lone request waits 0.3 s for its batch
     source = HttpSource(0, lambda p, s: waiting.submit(p, s), lambda: 4096)
     source.start()

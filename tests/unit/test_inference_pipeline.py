@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeml_inference.config import AppConfig
-from edgeml_inference.health import HealthMonitor
-from edgeml_inference.model import LoadedModel, ModelHolder, load_model
-from edgeml_inference.pipeline import Batcher, Pipeline
+from edgeml_inference.model import LoadedModel, load_model
+from edgeml_inference.pipeline import Batcher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from inference_kit import bare_predictions, holdout, nan_model, png, tensor_json, write_model_dir
+from inference_kit import bare_predictions, holdout, nan_model, pipeline_of, png, tensor_json, write_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +21,9 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     return load_model(write_model_dir(tmp_path_factory.mktemp("digits")))
 
 
-def make_pipeline(model: LoadedModel, config: AppConfig | None = None) -> Pipeline:
-    settings_ = config or AppConfig()
-    return Pipeline(
-        ModelHolder(model), lambda: settings_, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
-
-
 def test_png_inputs_reach_the_models_accuracy(digits: LoadedModel) -> None:
     x, y = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     results = pipeline.process_payloads([png(sample) for sample in x])
     predicted = np.array([result.prediction.class_index if result.prediction else -1 for result in results])
     assert np.array_equal(predicted, bare_predictions(x))
@@ -42,7 +34,7 @@ def test_png_inputs_reach_the_models_accuracy(digits: LoadedModel) -> None:
 
 def test_microbatching_groups_concurrent_requests_into_one_batch(digits: LoadedModel) -> None:
     x, _ = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     batcher = Batcher(pipeline, lambda: (32, 0.2)).start()
     try:
         futures = [batcher.submit(tensor_json(sample), "test") for sample in x[:32]]
@@ -55,7 +47,7 @@ def test_microbatching_groups_concurrent_requests_into_one_batch(digits: LoadedM
 
 def test_continuous_mode_runs_one_request_per_batch(digits: LoadedModel) -> None:
     x, _ = holdout()
-    pipeline = make_pipeline(digits, AppConfig(mode="continuous"))
+    pipeline = pipeline_of(digits, AppConfig(mode="continuous"))
     batcher = Batcher(pipeline, lambda: (1, 0.0)).start()
     try:
         results = [batcher.submit(png(sample), "test").result(10) for sample in x[:5]]
@@ -67,7 +59,7 @@ def test_continuous_mode_runs_one_request_per_batch(digits: LoadedModel) -> None
 
 def test_a_bad_request_in_a_batch_does_not_spoil_the_others(digits: LoadedModel) -> None:
     x, _ = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     payloads = [png(x[0]), b"\xff\xd8\xffjunk", tensor_json(x[1]), b'{"shape": [3], "data": [1, 2, 3]}']
     results = pipeline.process_payloads(payloads)
     assert [result.status for result in results] == ["ok", "error", "ok", "error"]
@@ -77,7 +69,7 @@ def test_a_bad_request_in_a_batch_does_not_spoil_the_others(digits: LoadedModel)
 
 
 def test_a_200_mb_payload_is_refused_by_size(digits: LoadedModel) -> None:
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     result = pipeline.infer(bytes(200 * 1024 * 1024))
     assert result.reason == "payload_too_large"
     assert "MaxPayloadBytes" in result.detail
@@ -85,7 +77,7 @@ def test_a_200_mb_payload_is_refused_by_size(digits: LoadedModel) -> None:
 
 def test_nan_outputs_become_error_results(tmp_path: Path) -> None:
     model = load_model(write_model_dir(tmp_path / "nan", source=nan_model(tmp_path / "src" / "nan.onnx")))
-    pipeline = make_pipeline(model)
+    pipeline = pipeline_of(model)
     x, _ = holdout()
     result = pipeline.infer(png(x[0]))
     assert (result.status, result.reason) == ("error", "nan_output")
@@ -93,7 +85,7 @@ def test_nan_outputs_become_error_results(tmp_path: Path) -> None:
 
 
 def test_a_backend_failure_answers_every_request_and_the_next_batch_works(digits: LoadedModel) -> None:
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     x, _ = holdout()
     original = digits.backend.run
     calls = {"n": 0}
@@ -115,7 +107,7 @@ def test_a_backend_failure_answers_every_request_and_the_next_batch_works(digits
 
 
 def test_an_empty_queue_stop_and_a_closed_batcher_still_answer(digits: LoadedModel) -> None:
-    batcher = Batcher(make_pipeline(digits), lambda: (8, 0.01)).start()
+    batcher = Batcher(pipeline_of(digits), lambda: (8, 0.01)).start()
     batcher.stop()
     result = batcher.submit(b"x", "late").result(1)
     assert result.reason == "shutting_down"
@@ -142,7 +134,7 @@ bad_inputs = st.one_of(
 
 
 def test_one_thousand_generated_bad_inputs_all_get_an_answer(digits: LoadedModel) -> None:
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     answered = []
 
     @settings(max_examples=1000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -164,7 +156,7 @@ def test_concurrent_submitters_all_get_their_own_answer(
     digits: LoadedModel, limits: tuple[int, float]
 ) -> None:
     x, _ = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     batcher = Batcher(pipeline, lambda: limits).start()
     expected = bare_predictions(x[:80])
     got: dict[int, int] = {}
@@ -186,7 +178,7 @@ def test_concurrent_submitters_all_get_their_own_answer(
 
 def test_a_group_is_batched_together_and_split_at_max_batch(digits: LoadedModel) -> None:
     x, _ = holdout()
-    pipeline = make_pipeline(digits)
+    pipeline = pipeline_of(digits)
     batcher = Batcher(pipeline, lambda: (4, 0.0)).start()
     try:
         futures = batcher.submit_group(

@@ -10,22 +10,19 @@ from pathlib import Path
 
 import pytest
 from edgeml_inference.config import AppConfig
-from edgeml_inference.health import HealthMonitor
-from edgeml_inference.model import ModelHolder, load_model
-from edgeml_inference.pipeline import Batcher, Pipeline
+from edgeml_inference.model import load_model
+from edgeml_inference.pipeline import Batcher
 from edgeml_inference.sources.directory import DirectorySource
 from edgeml_inference.sources.http import HttpSource
 from edgeml_inference.sources.topic import TopicSource
-from inference_kit import FakeIpc, bare_predictions, holdout, png, tensor_json, write_model_dir
+from inference_kit import FakeIpc, bare_predictions, holdout, pipeline_of, png, tensor_json, write_model_dir
 
 
 @pytest.fixture(scope="module")
 def batcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batcher]:
     model = load_model(write_model_dir(tmp_path_factory.mktemp("digits")))
     config = AppConfig(max_payload_bytes=4096)
-    pipeline = Pipeline(
-        ModelHolder(model), lambda: config, HealthMonitor(model.metadata.baseline, model.metadata.labels)
-    )
+    pipeline = pipeline_of(model, config)
     started = Batcher(pipeline, lambda: (8, 0.002)).start()
     yield started
     started.stop()
