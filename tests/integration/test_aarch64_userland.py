@@ -273,9 +273,9 @@ def test_install_and_classify_in_an_arm64_userland(guest: tuple[Guest, Path], aw
     configuration = app_configuration(Path(""), Path("input"), port, kinesis)
     configuration["ModelDirectory"] = ""  # MODEL_DIR from the manifest's Setenv, as on a device
     # Health records to IoT Core off (a deployer's setting): with that sink's one more thread the app
-    # under qemu-user segfaulted or hung after loading the model in 4 of 4 runs, and never without it
-    # (a second plain IPC sink thread did the same); not understood, not seen on the host, where the
-    # sink runs in every other test. An open question in docs/device-platforms.md.
+    # under qemu-user segfaulted or hung after loading the model in every run, and never without it (a
+    # second plain IPC sink thread did the same); the crash is qemu failing its own TCG assertion
+    # (cpu_exec: cpu == current_cpu), not the app: docs/device-platforms.md. Not seen on the host.
     configuration["IoTCoreHealthTopic"] = ""
     twins = DeviceTwins(running.scratch / "shared", configuration)
     services = {
