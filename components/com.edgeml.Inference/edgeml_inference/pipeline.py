@@ -393,6 +393,7 @@ class Batcher:
         self._stopped.set()
         if self._thread.is_alive():
             self._queue.put(None)
+            self._filled.set()  # a batch waiting to fill runs now, then the worker takes the stop marker
             self._thread.join(timeout)
         while True:  # requests that raced the stop: answered, never left hanging
             try:
