@@ -17,7 +17,9 @@ FP32 .tflite (written by edgeml.model.zoo.tflite_export), FP32 ONNX and INT8 ONN
   decoded on the source thread while the batcher runs the previous one, so decode and inference overlap
   on two cores; AWS's component cannot do that, it classifies one configured image per interval); and "one
   at a time" again with the model on the machine's two cores (IntraOpThreads 2), a setting AWS's component
-  does not have (its Interpreter runs tflite's default of one thread).
+  does not have (its Interpreter runs tflite's default of one thread); and "bytes over HTTP": a local app
+  in its own process posting each file's bytes on 2 kept-alive connections, one request at a time each, so
+  at most two images are in flight (the endpoint decodes one while the model runs the other).
 Both talk to the IPC twin (edgeml.twin.device.ipc) in its own process, as components talk to the nucleus.
 Rounds interleave the two sides (order rotating); the ratio is the median over rounds of AWS time / edgeml
 time, with the spread (lowest-highest round). Threads: one per runtime on both sides.
@@ -387,10 +389,39 @@ def aws_round(component: TimedResize, images: list[Path], resize_s: list[float])
 ONE_AT_A_TIME = "one at a time"
 SCAN = "directory scan"
 TWO_THREADS = "one at a time, IntraOpThreads 2"
-MODES = (ONE_AT_A_TIME, SCAN, TWO_THREADS)
+HTTP_TWO = "bytes over HTTP, 2 clients"
+MODES = (ONE_AT_A_TIME, SCAN, TWO_THREADS, HTTP_TWO)
+# A local app posting the image files' bytes to the endpoint: its own process, HTTP_CLIENTS kept-alive
+# connections, each sending its share of the files one request at a time (read from disk per request, as
+# AWS's loop reads each file); one line on stdin starts a round, "done" ends it.
+HTTP_CLIENTS = 2
+HTTP_CLIENT = """
+import http.client, sys, threading
+port, clients, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(clients)]
+failures = []
+def run(connection, mine):
+    for path in mine:
+        with open(path, "rb") as image:
+            body = image.read()
+        connection.request("POST", "/v1/infer", body=body, headers={"Content-Type": "image/jpeg"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            failures.append(response.status)
+for _ in sys.stdin:
+    threads = [threading.Thread(target=run, args=(connections[i], paths[i::clients])) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print("failed %s" % failures if failures else "done", flush=True)
+"""
 
 
-def edgeml_app(model_dir: Path, envs: dict[str, dict[str, str]], threads: int) -> tuple[InferenceApp, Any]:
+def edgeml_app(
+    model_dir: Path, envs: dict[str, dict[str, str]], threads: int, http_port: int = 0
+) -> tuple[InferenceApp, Any]:
     ipc = SdkIpcClient(sdk_v2(envs[EDGEML]))
     config = AppConfig(
         model_directory=str(model_dir),
@@ -401,14 +432,49 @@ def edgeml_app(model_dir: Path, envs: dict[str, dict[str, str]], threads: int) -
         model_poll_s=0,
         max_payload_bytes=64 << 20,
         intra_op_threads=threads,
+        http_port=http_port,
     )
     return InferenceApp(config, ipc).start(), ipc
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_client(port: int, images: list[Path]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", HTTP_CLIENT, str(port), str(HTTP_CLIENTS), *map(str, images)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def edgeml_http_round(app: InferenceApp, client: subprocess.Popen[str]) -> float:
+    """The client process posts every file's bytes; the round ends when the sinks have sent every result."""
+    assert client.stdin is not None and client.stdout is not None
+    start = time.perf_counter()
+    client.stdin.write("go\n")
+    client.stdin.flush()
+    answer = client.stdout.readline().strip()
+    for sink in app.result_sinks:
+        sink.flush(30)
+    elapsed = time.perf_counter() - start
+    if answer != "done":
+        raise RuntimeError(f"the HTTP client: {answer or 'exited'}")
+    return elapsed
 
 
 def compare(
     name: str, model_dir: Path, invoker: Callable[[], Any], models: Models, envs: dict[str, dict[str, str]]
 ) -> list[Comparison]:
-    app, ipc = edgeml_app(model_dir, envs, 1)
+    port = free_port()
+    app, ipc = edgeml_app(model_dir, envs, 1, http_port=port)
+    client = http_client(port, models.images)
     # The same app given the device's two cores for the model (IntraOpThreads 2). AWS's component has no
     # setting for it: its Interpreter(model_path=...) runs tflite's default, one thread (measured: the same
     # time as num_threads=1).
@@ -422,6 +488,7 @@ def compare(
         ONE_AT_A_TIME: lambda: edgeml_round(app, models.images),
         SCAN: lambda: edgeml_scan_round(app, models.images),
         TWO_THREADS: lambda: edgeml_round(threaded, models.images),
+        HTTP_TWO: lambda: edgeml_http_round(app, client),
     }
     times: dict[str, list[float]] = {side: [] for side in sides}
     try:
@@ -434,9 +501,12 @@ def compare(
             for side_name in order[shift:] + order[:shift]:
                 times[side_name].append(sides[side_name]())
     finally:
-        for started, client in ((app, ipc), (threaded, threaded_ipc)):
+        assert client.stdin is not None
+        client.stdin.close()
+        client.wait(30)
+        for started, connection in ((app, ipc), (threaded, threaded_ipc)):
             started.stop()
-            client.close()
+            connection.close()
         v1.close()
     return [
         Comparison(f"{name}; edgeml {mode}", tuple(times["aws"]), tuple(resize_s), tuple(times[mode]))
