@@ -50,6 +50,8 @@ from PIL import Image, ImageOps
 from rich.console import Console
 from rich.table import Table
 
+from edgeml.twin.loopback import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "bench-e2e"
 APP_PATH = REPO / "components" / "com.edgeml.Inference"
@@ -352,12 +354,17 @@ def _check(results: list[Any], images: list[Path]) -> None:
             raise RuntimeError(f"edgeml refused {path}: {result.reason} {result.detail}")
 
 
+def drain_sinks(app: InferenceApp) -> None:
+    """Waits until the app's result sinks have sent everything offered: a round ends with its results out."""
+    for sink in app.result_sinks:
+        sink.flush(30)
+
+
 def edgeml_round(app: InferenceApp, images: list[Path]) -> float:
     """One image at a time, as AWS's loop: read, submit, wait for the answer; then the sinks drain."""
     start = time.perf_counter()
     results = [app.submit(path.read_bytes(), f"file:{path.name}").result(30) for path in images]
-    for sink in app.result_sinks:
-        sink.flush(30)
+    drain_sinks(app)
     elapsed = time.perf_counter() - start
     _check(results, images)
     return elapsed
@@ -369,8 +376,7 @@ def edgeml_scan_round(app: InferenceApp, images: list[Path]) -> float:
     start = time.perf_counter()
     futures = app.batcher.submit_group([(path.read_bytes(), f"file:{path.name}") for path in images])
     results = [future.result(60) for future in futures]
-    for sink in app.result_sinks:
-        sink.flush(30)
+    drain_sinks(app)
     elapsed = time.perf_counter() - start
     _check(results, images)
     return elapsed
@@ -437,14 +443,6 @@ def edgeml_app(
     return InferenceApp(config, ipc).start(), ipc
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def http_client(port: int, images: list[Path]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", HTTP_CLIENT, str(port), str(HTTP_CLIENTS), *map(str, images)],
@@ -461,8 +459,7 @@ def edgeml_http_round(app: InferenceApp, client: subprocess.Popen[str]) -> float
     client.stdin.write("go\n")
     client.stdin.flush()
     answer = client.stdout.readline().strip()
-    for sink in app.result_sinks:
-        sink.flush(30)
+    drain_sinks(app)
     elapsed = time.perf_counter() - start
     if answer != "done":
         raise RuntimeError(f"the HTTP client: {answer or 'exited'}")

@@ -36,7 +36,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -50,6 +49,8 @@ import onnxruntime as ort
 import psutil
 from rich.console import Console
 from rich.table import Table
+
+from edgeml.twin.loopback import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -282,12 +283,6 @@ def measure(load: Workload, batch: int) -> Row:
         tuple(rates["plain"]),
         sink_seconds / app_seconds,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _post(port: int, body: bytes) -> int:

@@ -49,8 +49,8 @@ from benchmarks.bench_inference import (
     _median,
     _post,
     app_rate,
-    free_port,
 )
+from edgeml.twin.loopback import free_port
 
 COMPONENT = "com.edgeml.Inference"
 THING = "edgeml-bench-core"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
 from edgeml.twin.cloud.readback import kinesis_payloads
 from edgeml.twin.device.streammanager import RetryPolicy, StreamManagerServer
 from edgeml.twin.device.streammanager.process import StreamManagerProcess
+from edgeml.twin.loopback import free_port
 
 FAST_RETRY = RetryPolicy(initial_delay_s=0.05, max_delay_s=0.3)
 
@@ -159,12 +159,6 @@ def test_s3_export_tasks_upload_files_and_report_status(aws: MotoServer, tmp_pat
     s3 = boto3.client("s3")
     for i, path in enumerate(files):
         assert s3.get_object(Bucket=bucket, Key=f"device-1/{i}.jpg")["Body"].read() == path.read_bytes()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_cloud_outage_then_back_nothing_lost_order_kept(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ on the status stream, with a message, and the exporter goes on with the next tas
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ from stream_manager.data import Status
 
 from edgeml.twin.cloud.motoserver import MotoServer, pointed_at
 from edgeml.twin.device.streammanager import RetryPolicy, StreamManagerServer
+from edgeml.twin.loopback import free_port
 
 FAST_RETRY = RetryPolicy(initial_delay_s=0.05, max_delay_s=0.3)
 OTHER_ACCOUNT = "111122223333"
@@ -160,12 +160,6 @@ def test_rejected_uploads_are_reported_as_failure_and_the_next_task_still_upload
     s3 = boto3.client("s3")
     for key in ("c", "late"):
         assert s3.get_object(Bucket=good, Key=key)["Body"].read() == capture.read_bytes()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_s3_unreachable_is_a_warning_and_retried_until_the_upload_works(tmp_path: Path) -> None:
