@@ -48,6 +48,11 @@ class Encoded(Protocol):
 Message = bytes | Encoded
 
 
+def _weight(message: Message) -> int:
+    """How many messages `message` sends: 1 for bytes, a batch's length."""
+    return 1 if isinstance(message, bytes) else len(message)
+
+
 class AsyncSink:
     """Runs `sink.send` on a thread behind a bounded buffer; `offer` never blocks (full: drop the oldest).
 
@@ -98,7 +103,7 @@ class AsyncSink:
     def offer(self, message: Message) -> bool:
         """Queues `message`; when the buffer is full the oldest waiting messages are dropped (False)."""
         pending = self._pending
-        weight = 1 if isinstance(message, bytes) else len(message)
+        weight = _weight(message)
         if self.full_wait_s > 0 and self._queued + weight > self.max_queue >= weight:
             self._wait_for_room(weight)
         kept = True
@@ -107,7 +112,7 @@ class AsyncSink:
             self._queued += weight
             while self._queued > self.max_queue and pending:
                 oldest = pending.popleft()
-                lost = 1 if isinstance(oldest, bytes) else len(oldest)
+                lost = _weight(oldest)
                 self._queued -= lost
                 self.dropped += lost
                 kept = False
@@ -145,7 +150,7 @@ class AsyncSink:
             if not self._pending:
                 return None
             message = self._pending.popleft()
-            self._queued -= 1 if isinstance(message, bytes) else len(message)
+            self._queued -= _weight(message)
         if self._waiting:  # read after the count fell: an offer that checked before it is waiting by now
             with self._room:
                 self._room.notify_all()
