@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit
 
 import boto3
+import typer
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from edgeml.cli import run_app
+from edgeml.deploy.cli import register
 from edgeml.twin.cloud.endpoint import CloudEndpoint, ControlPlaneFactory
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
 from edgeml.twin.cloud.protocol.model import twin_botocore_session
@@ -28,6 +33,18 @@ REGION = TWIN_CREDENTIALS["AWS_DEFAULT_REGION"]
 ACCOUNT = "123456789012"
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
 UNCHECKED = Config(retries={"total_max_attempts": 1}, parameter_validation=False)
+
+
+def run_deploy(*args: str) -> int:
+    """`edgeml deploy ARGS...` as a user runs it (the CLI's own error handling included); its exit code."""
+    app = typer.Typer()
+    register(app)
+    with mock.patch.object(sys, "argv", ["edgeml", "deploy", *args]):
+        try:
+            run_app(app)
+        except SystemExit as exited:
+            return int(exited.code or 0)
+    return 0
 
 
 def client(endpoint: CloudEndpoint, service: str, config: Config = NO_RETRIES) -> Any:

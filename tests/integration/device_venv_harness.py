@@ -97,9 +97,10 @@ def post(port: int, body: bytes, timeout_s: float = 120.0) -> tuple[int, dict[st
         connection.close()
 
 
-def _healthy(port: int) -> bool:
+def healthy(port: int, timeout_s: float = 2.0) -> bool:
+    """The app at `port` answers GET /v1/health with 200."""
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
         connection.request("GET", "/v1/health")
         return connection.getresponse().status == 200
     except OSError:
@@ -142,7 +143,7 @@ class App:
     def wait_healthy(self, timeout_s: float = APP_START_TIMEOUT_S) -> None:
         try:
             wait_for(
-                lambda: _healthy(self.port) or self.process.poll() is not None,
+                lambda: healthy(self.port) or self.process.poll() is not None,
                 "app healthy",
                 timeout_s=timeout_s,
             )

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import awsiot.greengrasscoreipc
 import yaml
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from stream_manager import NotEnoughMessagesException, ReadMessagesOptions, StreamManagerClient
@@ -24,8 +23,9 @@ from edgeml.twin.device.streammanager.server import StreamManagerServer
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 from inference_kit import holdout, png, write_model_dir  # noqa: E402
+from ipc_harness import connect as connect_ipc  # noqa: E402
 
-__all__ = ["holdout", "png", "write_model_dir"]
+__all__ = ["connect_ipc", "holdout", "png", "write_model_dir"]
 
 COMPONENT = "com.edgeml.Inference"
 STREAM_MANAGER = "aws.greengrass.StreamManager"
@@ -39,16 +39,6 @@ def recipe_defaults() -> dict[str, Any]:
     recipe = yaml.safe_load((REPO / "recipes" / f"{COMPONENT}.yaml").read_text())
     defaults: dict[str, Any] = recipe["ComponentConfiguration"]["DefaultConfiguration"]
     return defaults
-
-
-def connect_ipc(server: IpcServer, component: str) -> GreengrassCoreIPCClientV2:
-    env = server.component_env(component)
-    connection = awsiot.greengrasscoreipc.connect(
-        ipc_socket=env["AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"],
-        authtoken=env["SVCUID"],
-        timeout=5.0,
-    )
-    return GreengrassCoreIPCClientV2(client=connection)
 
 
 def wait_for(condition: Any, timeout: float = 15.0, what: str = "condition") -> Any:

@@ -32,8 +32,7 @@ PUBSUB_ALL = access_control(
 )
 
 
-@contextmanager
-def ipc_client(server: IpcServer, component: str) -> Iterator[GreengrassCoreIPCClientV2]:
+def connect(server: IpcServer, component: str) -> GreengrassCoreIPCClientV2:
     """An unmodified V2 client connected as `component` (through the env the component would get)."""
     env = server.component_env(component)
     connection = awsiot.greengrasscoreipc.connect(
@@ -41,7 +40,13 @@ def ipc_client(server: IpcServer, component: str) -> Iterator[GreengrassCoreIPCC
         authtoken=env["SVCUID"],
         timeout=5.0,
     )
-    client = GreengrassCoreIPCClientV2(client=connection)
+    return GreengrassCoreIPCClientV2(client=connection)
+
+
+@contextmanager
+def ipc_client(server: IpcServer, component: str) -> Iterator[GreengrassCoreIPCClientV2]:
+    """`connect`, closed on leaving."""
+    client = connect(server, component)
     try:
         yield client
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cloud_twin_harness import ACCOUNT, REGION, client, endpoint_with
+from nucleus_harness import recipe
 
 from edgeml.twin.cloud.endpoint import CloudEndpoint
 from edgeml.twin.cloud.service import ManualClock
@@ -25,21 +26,8 @@ def twin(tmp_path: Path) -> Iterator[CloudEndpoint]:
 
 
 def _recipe(name: str, version: str, uri: str) -> bytes:
-    return json.dumps(
-        {
-            "RecipeFormatVersion": "2020-01-25",
-            "ComponentName": name,
-            "ComponentVersion": version,
-            "ComponentPublisher": "edgeml tests",
-            "Manifests": [
-                {
-                    "Platform": {"os": "linux"},
-                    "Lifecycle": {"Run": "python3 -u {artifacts:path}/hello.py"},
-                    "Artifacts": [{"Uri": uri}],
-                }
-            ],
-        }
-    ).encode()
+    lifecycle = {"Run": "python3 -u {artifacts:path}/hello.py"}
+    return json.dumps(recipe(name, version, lifecycle, artifacts=[{"Uri": uri}])).encode()
 
 
 def test_publish_deploy_to_a_thing_group_and_a_device_sees_its_job(twin):

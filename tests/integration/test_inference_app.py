@@ -9,7 +9,6 @@ swaps the model after a component update.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ from edgeml.twin.loopback import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
+from device_venv_harness import healthy  # noqa: E402
+from device_venv_harness import post as harness_post  # noqa: E402
 from inference_kit import holdout, png, write_model_dir  # noqa: E402
 
 COMPONENT = "com.edgeml.Inference"
@@ -50,22 +51,7 @@ def recipe_configuration() -> dict[str, Any]:
 
 
 def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("POST", "/v1/infer", body=body)
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
-
-
-def healthy(port: int) -> bool:
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        connection.request("GET", "/v1/health")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
+    return harness_post(port, body, timeout_s=10)
 
 
 class Device:
@@ -115,7 +101,8 @@ class Device:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "edgeml_inference"], cwd=self.work, env=env, stdout=log, stderr=log
             )
-        wait_for(lambda: healthy(self.port) or self.process is None or self.process.poll() is not None, "app")
+        process = self.process
+        wait_for(lambda: healthy(self.port, timeout_s=1) or process.poll() is not None, "app")
         assert self.process.poll() is None, self.log.read_text()
 
     def stop(self) -> int | None:

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-import typer
 import yaml
+from cloud_twin_harness import run_deploy
 
-from edgeml.cli import run_app
 from edgeml.deploy.aws import Clients
-from edgeml.deploy.cli import register
 from edgeml.deploy.errors import GateFailed
 from edgeml.deploy.orchestrator import Orchestrator
 from edgeml.deploy.report import write_reports
@@ -279,12 +275,12 @@ def test_a_manual_ring_waits_for_promote_and_status_says_where_the_rollout_stand
         assert Orchestrator(w.clients, spec, w.time).run().outcome == "awaiting-promotion"
         spec_path = tmp_path / "spec.yaml"
         spec_path.write_text(yaml.safe_dump(_document(spec, w, ring_specs)))
-        assert _deploy("status", str(spec_path), "--json") == 0
+        assert run_deploy("status", str(spec_path), "--json") == 0
         status = json.loads(capsys.readouterr().out)
         assert status["phase"] == "awaiting-promotion"
         assert [r.get("gate") for r in status["rings"]] == ["waiting", None, None]
         assert Orchestrator(w.clients, spec, w.time).run().outcome == "awaiting-promotion"  # still waits
-        assert _deploy("promote", str(spec_path)) == 0
+        assert run_deploy("promote", str(spec_path)) == 0
         assert "ring canary promoted" in capsys.readouterr().out
         assert Orchestrator(w.clients, spec, w.time).run().outcome == "completed"
         assert w.versions() == {"1.0.1": len(w.fleet.agents)}
@@ -298,17 +294,6 @@ def _document(spec: object, w: World, ring_specs: list[dict[str, object]]) -> di
         "pollSeconds": 30,
         "rings": ring_specs,
     }
-
-
-def _deploy(*args: str) -> int:
-    app = typer.Typer()
-    register(app)
-    with mock.patch.object(sys, "argv", ["edgeml", "deploy", *args]):
-        try:
-            run_app(app)
-        except SystemExit as exited:
-            return int(exited.code or 0)
-    return 0
 
 
 @pytest.mark.slow

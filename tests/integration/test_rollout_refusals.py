@@ -5,7 +5,6 @@ CLI's own `run_app` against the cloud twin (plain boto3 via AWS_ENDPOINT_URL).""
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,9 @@ from unittest import mock
 
 import boto3
 import pytest
-import typer
 import yaml
+from cloud_twin_harness import run_deploy
 
-from edgeml.cli import run_app
-from edgeml.deploy.cli import register
 from edgeml.twin.cloud.endpoint import CloudEndpoint
 from edgeml.twin.cloud.motoserver import TWIN_CREDENTIALS
 
@@ -46,17 +43,6 @@ def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                 iot.add_thing_to_thing_group(thingGroupName=groups["fleet"], thingName=f"t{i}-{suffix}")
             iot.add_thing_to_thing_group(thingGroupName=groups["lab"], thingName=f"t0-{suffix}")
             yield {"iot": iot, "gg": gg, "component": name, "groups": groups, "suffix": suffix}
-
-
-def _deploy(*args: str) -> int:
-    app = typer.Typer()
-    register(app)
-    with mock.patch.object(sys, "argv", ["edgeml", "deploy", *args]):
-        try:
-            run_app(app)
-        except SystemExit as exited:
-            return int(exited.code or 0)
-    return 0
 
 
 def _spec(account: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -116,7 +102,7 @@ def test_a_bad_spec_is_refused_before_anything_is_deployed(
     make, expected = CASES[case]
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(make(account)))
-    assert _deploy("start", str(path), "--report-dir", str(tmp_path / "reports")) == 1
+    assert run_deploy("start", str(path), "--report-dir", str(tmp_path / "reports")) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {path}: ") and expected in err and "\n" not in err
     gg, iot = account["gg"], account["iot"]
@@ -133,7 +119,7 @@ def test_plan_prints_each_ring_and_deploys_nothing(
 ) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(_spec(account)))
-    assert _deploy("plan", str(path)) == 0
+    assert run_deploy("plan", str(path)) == 0
     out = capsys.readouterr().out
     assert (
         "canary: 1 devices" in out
